@@ -1,0 +1,243 @@
+/**
+ * What the core exchanges: peer messages (carried by proto/replication.proto),
+ * client requests and results, and the events in / actions out of step().
+ */
+import type { ErrorCode } from "./errors.js";
+import type { BlockIndex, ClientId, Epoch, LogRecord, Lsn, NodeId, RecordKind, Ticks, Version } from "./types.js";
+import type { ClientSession } from "./session.js";
+
+// ---------------------------------------------------------------------------
+// Peer messages. Every one names the volume and the sender's epoch; the
+// receiver checks the epoch first (rule 1).
+
+export interface PromiseRequest {
+  readonly type: "promise";
+  readonly epoch: Epoch;
+  readonly clientId: ClientId;
+  /** Take over a live mount of another client (volctl --force). */
+  readonly takeover: boolean;
+}
+
+export interface PromiseGranted {
+  readonly type: "promiseGranted";
+  readonly epoch: Epoch;
+  /** Durable head: every record up to it is on this replica's disk. */
+  readonly head: Version;
+  readonly commitLsn: Lsn;
+  readonly consistent: boolean;
+  readonly unsurePastHead: boolean;
+  /**
+   * Ticks (on the replica's clock) since it last answered a primary of an
+   * older epoch, or null if never since it started without a promise. A lease
+   * the old primary held through this replica ran out at most a lease after that.
+   */
+  readonly sinceOlderLeaseTicks: number | null;
+}
+
+export interface PromiseRefused {
+  readonly type: "promiseRefused";
+  readonly epoch: Epoch;
+  readonly reason: "stale" | "busy";
+  readonly promisedEpoch: Epoch;
+}
+
+/** A candidate fetches the records it lacks from the base (rule 2). */
+export interface FetchRequest {
+  readonly type: "fetch";
+  readonly epoch: Epoch;
+  /** First lsn wanted; the candidate holds everything before it in common with the base. */
+  readonly fromLsn: Lsn;
+}
+
+export interface FetchReply {
+  readonly type: "fetchReply";
+  readonly epoch: Epoch;
+  /** Version of the record just before the first one sent. */
+  readonly prev: Version;
+  readonly records: readonly LogRecord[];
+  /** False if the base no longer retains fromLsn. */
+  readonly retained: boolean;
+  readonly head: Version;
+}
+
+export interface AppendRequest {
+  readonly type: "append";
+  readonly epoch: Epoch;
+  readonly prev: Version;
+  readonly records: readonly LogRecord[];
+  readonly commitLsn: Lsn;
+  /** Echoed in the reply; the primary knows when it sent it (lease). */
+  readonly seq: number;
+}
+
+export interface AppendReply {
+  readonly type: "appendReply";
+  readonly epoch: Epoch;
+  readonly seq: number;
+  readonly ok: boolean;
+  /** With ok: every record up to here matches the primary's log and is durable. */
+  readonly matchLsn: Lsn;
+  /** Durable head (on a mismatch, where the primary should look). */
+  readonly head: Version;
+  readonly commitLsn: Lsn;
+  readonly consistent: boolean;
+}
+
+/** Start of a region resync: the target drops its log and takes `snapshot` as its head. */
+export interface ResyncBegin {
+  readonly type: "resyncBegin";
+  readonly epoch: Epoch;
+  readonly snapshot: Version;
+  readonly sessions: readonly ClientSession[];
+  readonly seq: number;
+}
+
+export interface ResyncBeginReply {
+  readonly type: "resyncBeginReply";
+  readonly epoch: Epoch;
+  readonly seq: number;
+  readonly snapshot: Version;
+  /** The target's region versions at the moment it reset, before it applied anything new. */
+  readonly regionVersions: readonly Version[];
+}
+
+export interface RegionCopy {
+  readonly type: "region";
+  readonly epoch: Epoch;
+  readonly region: number;
+  readonly data: Uint8Array;
+  readonly version: Version;
+  /** The source's applied lsn when it read the region. */
+  readonly copiedAt: Lsn;
+}
+
+export interface RegionReply {
+  readonly type: "regionReply";
+  readonly epoch: Epoch;
+  readonly region: number;
+}
+
+export interface ResyncDone {
+  readonly type: "resyncDone";
+  readonly epoch: Epoch;
+  readonly snapshot: Version;
+}
+
+export interface ResyncDoneReply {
+  readonly type: "resyncDoneReply";
+  readonly epoch: Epoch;
+  readonly snapshot: Version;
+}
+
+/** The mount ended cleanly: replicas stop counting its lease as live. */
+export interface ReleaseRequest {
+  readonly type: "release";
+  readonly epoch: Epoch;
+}
+
+/** Generic refusal of a message from an older epoch: STALE_EPOCH(current). */
+export interface StaleEpoch {
+  readonly type: "stale";
+  readonly epoch: Epoch;
+  readonly promisedEpoch: Epoch;
+}
+
+export type PeerMessage =
+  | PromiseRequest
+  | PromiseGranted
+  | PromiseRefused
+  | FetchRequest
+  | FetchReply
+  | AppendRequest
+  | AppendReply
+  | ResyncBegin
+  | ResyncBeginReply
+  | RegionCopy
+  | RegionReply
+  | ResyncDone
+  | ResyncDoneReply
+  | ReleaseRequest
+  | StaleEpoch;
+
+// ---------------------------------------------------------------------------
+// Client requests, served by the node the client mounted through.
+
+export type RequestId = number;
+
+export interface MountRequest {
+  readonly type: "mount";
+  readonly clientId: ClientId;
+  readonly takeover: boolean;
+}
+
+export interface WriteRequest {
+  readonly type: "write";
+  readonly clientId: ClientId;
+  /** Increases by one per write-like request of this client; replays keep their number. */
+  readonly clientSeq: number;
+  readonly kind: Exclude<RecordKind, "mountStart">;
+  readonly block: BlockIndex;
+  readonly blockCount: number;
+  readonly data: Uint8Array | null;
+}
+
+export interface ReadRequest {
+  readonly type: "read";
+  readonly block: BlockIndex;
+  readonly blockCount: number;
+}
+
+export interface UnmountRequest {
+  readonly type: "unmount";
+}
+
+export type ClientRequest = MountRequest | WriteRequest | ReadRequest | UnmountRequest;
+
+export interface RequestFailure {
+  readonly ok: false;
+  readonly code: ErrorCode;
+  readonly message: string;
+  /** A node that can serve the request (mount through the base). */
+  readonly retryAt?: NodeId;
+}
+
+export type MountResult = { readonly ok: true; readonly epoch: Epoch; readonly blockCount: number; readonly blockSize: number } | RequestFailure;
+export type WriteResult = { readonly ok: true; readonly epoch: Epoch; readonly lsn: Lsn } | RequestFailure;
+export type UnmountResult = { readonly ok: true } | RequestFailure;
+
+// ---------------------------------------------------------------------------
+// step(event) -> actions
+
+export type DurableToken = number;
+
+export type CoreEvent =
+  | { readonly type: "tick"; readonly now: Ticks }
+  | { readonly type: "message"; readonly from: NodeId; readonly msg: PeerMessage }
+  | { readonly type: "request"; readonly reqId: RequestId; readonly req: ClientRequest }
+  /** A persist action (superblock, log append/truncate/reset, region install, consistency) is durable. */
+  | { readonly type: "durable"; readonly token: DurableToken };
+
+export interface SuperblockPatch {
+  readonly promisedEpoch?: Epoch;
+  readonly commitLsn?: Lsn;
+  readonly unsurePastHead?: boolean;
+}
+
+export type CoreAction =
+  | { readonly type: "send"; readonly to: NodeId; readonly msg: PeerMessage }
+  | { readonly type: "persistSuperblock"; readonly patch: SuperblockPatch; readonly token: DurableToken }
+  | { readonly type: "appendLog"; readonly records: readonly LogRecord[]; readonly token: DurableToken }
+  | { readonly type: "truncateLog"; readonly afterLsn: Lsn; readonly token: DurableToken }
+  | { readonly type: "resetLogForResync"; readonly snapshot: Version; readonly sessions: readonly ClientSession[]; readonly token: DurableToken }
+  | { readonly type: "installRegion"; readonly region: number; readonly data: Uint8Array; readonly version: Version; readonly copiedAt: Lsn; readonly token: DurableToken }
+  /** Make applied data durable, then mark the replica consistent. */
+  | { readonly type: "markConsistent"; readonly token: DurableToken }
+  /** Write committed records through `lsn` into the block data (rule 6). */
+  | { readonly type: "apply"; readonly throughLsn: Lsn }
+  /** Read the applied blocks, lay `overlay` (records not yet applied, in lsn order) over them, answer `reqId`. */
+  | { readonly type: "readBlocks"; readonly reqId: RequestId; readonly block: BlockIndex; readonly blockCount: number; readonly overlay: readonly LogRecord[] }
+  /** Read a region of the applied data and send it to `to` as a RegionCopy of `epoch`. */
+  | { readonly type: "sendRegion"; readonly to: NodeId; readonly epoch: Epoch; readonly region: number }
+  | { readonly type: "reply"; readonly reqId: RequestId; readonly result: MountResult | WriteResult | UnmountResult | RequestFailure }
+  /** A protocol state change, for the log. */
+  | { readonly type: "trace"; readonly event: string; readonly detail: Readonly<Record<string, string | number | boolean>> };

@@ -1,0 +1,1288 @@
+/**
+ * One replica of one volume, as a pure state machine: step(event) returns
+ * actions. The same object plays the primary when a client mounts through
+ * this node. Raft's log replication with the leader chosen by a mount: the
+ * epoch is the term, the primary the leader (design.md, rules 1-8).
+ *
+ * The driver's contract: execute persist actions in order, report each as
+ * `durable` in order, execute `apply`/`readBlocks`/`sendRegion`/
+ * `installRegion` in the order given (they touch the same block data), and
+ * send messages only as the actions say (the core already withholds every
+ * message that depends on a persist until that persist is durable).
+ */
+import { assert } from "./assert.js";
+import type { ErrorCode } from "./errors.js";
+import { limits } from "./limits.js";
+import { RecordLog, touches } from "./log.js";
+import type {
+  AppendReply,
+  AppendRequest,
+  ClientRequest,
+  CoreAction,
+  CoreEvent,
+  DurableToken,
+  FetchReply,
+  FetchRequest,
+  MountRequest,
+  PeerMessage,
+  PromiseGranted,
+  PromiseRefused,
+  PromiseRequest,
+  ReadRequest,
+  RegionCopy,
+  RegionReply,
+  RequestFailure,
+  RequestId,
+  ResyncBegin,
+  ResyncBeginReply,
+  ResyncDone,
+  ResyncDoneReply,
+  StaleEpoch,
+  SuperblockPatch,
+  WriteRequest,
+} from "./messages.js";
+import { chooseBase, commitPoint, leaseStart } from "./quorum.js";
+import { foldSessions, type ClientSession } from "./session.js";
+import {
+  asEpoch,
+  asLsn,
+  compareVersion,
+  formatVersion,
+  recordVersion,
+  versionEquals,
+  writeQuorum,
+  type ClientId,
+  type Epoch,
+  type LogRecord,
+  type Lsn,
+  type NodeId,
+  type Ticks,
+  type Version,
+  type VolumeConfig,
+} from "./types.js";
+
+export interface CoreTiming {
+  readonly leaseTicks: number;
+  readonly heartbeatTicks: number;
+  /** Without progress from a follower for this long, resend from its last match. */
+  readonly resendTicks: number;
+  readonly mountTimeoutTicks: number;
+  readonly writeTimeoutTicks: number;
+  readonly driftPermille: number;
+}
+
+export const DEFAULT_TIMING: CoreTiming = {
+  leaseTicks: limits.leaseMs,
+  heartbeatTicks: limits.heartbeatMs,
+  resendTicks: limits.heartbeatMs * 2,
+  mountTimeoutTicks: limits.mountTimeoutMs,
+  writeTimeoutTicks: limits.writeTimeoutMs,
+  driftPermille: limits.clockDriftPermille,
+};
+
+/**
+ * Protocol bugs that tests plant on purpose to show that the simulator's
+ * checker catches them. Never a setting: off unless a test turns one on.
+ */
+export interface TestOnlyPlantedBugs {
+  /** Acknowledge a write once one replica (the primary) holds it. */
+  readonly ackBeforeQuorum?: boolean;
+  /** A replica accepts appends of an epoch older than its promise. */
+  readonly acceptStaleEpoch?: boolean;
+  /** A mount takes the promiser with the smallest head as its base. */
+  readonly baseAnyReplica?: boolean;
+  /** A replica applies records to its blocks before they are committed. */
+  readonly applyUncommitted?: boolean;
+  /** An inconsistent (resyncing) replica counts toward W. */
+  readonly countInconsistent?: boolean;
+  /** A new primary acknowledges before leases it cut short ran out. */
+  readonly noLeaseWait?: boolean;
+  /** A resyncing replica is marked consistent before its region resync finished. */
+  readonly resyncMarkEarly?: boolean;
+}
+
+export const PLANTED_BUG_NAMES = {
+  "ack-before-quorum": "ackBeforeQuorum",
+  "accept-stale-epoch": "acceptStaleEpoch",
+  "base-any-replica": "baseAnyReplica",
+  "apply-uncommitted": "applyUncommitted",
+  "count-inconsistent": "countInconsistent",
+  "no-lease-wait": "noLeaseWait",
+  "resync-mark-early": "resyncMarkEarly",
+} as const satisfies Record<string, keyof TestOnlyPlantedBugs>;
+
+export interface ReplicaCoreOptions {
+  readonly nodeId: NodeId;
+  readonly config: VolumeConfig;
+  readonly timing?: CoreTiming;
+  readonly regionBlocks?: number;
+  readonly logRetainedRecordsMax?: number;
+  readonly logRetainedBytesMax?: number;
+  readonly sessionsMax?: number;
+  readonly regionsInFlightMax?: number;
+  readonly appendRecordsPerMessageMax?: number;
+  readonly appendRecordsInFlightMax?: number;
+  readonly testOnlyPlantedBugs?: TestOnlyPlantedBugs;
+}
+
+/** What the storage recovered; a fresh replica passes the empty state. */
+export interface RecoveredReplica {
+  readonly promisedEpoch: Epoch;
+  readonly commitLsn: Lsn;
+  readonly consistent: boolean;
+  readonly unsurePastHead: boolean;
+  readonly sessions: readonly ClientSession[];
+  readonly logBase: Version;
+  readonly records: readonly LogRecord[];
+  /** The storage's applied point: block data reflects every record through it. */
+  readonly appliedLsn: Lsn;
+  readonly regionVersions: readonly Version[];
+  readonly now: Ticks;
+}
+
+type PrimaryPhase = "promising" | "fetching" | "mounting" | "active";
+
+interface ResyncProgress {
+  phase: "begin" | "copy" | "done";
+  readonly snapshot: Version;
+  readonly seq: number;
+  todo: number[];
+  readonly inFlight: Set<number>;
+  regionsTotal: number;
+  lastProgressTick: number;
+}
+
+interface Follower {
+  readonly node: NodeId;
+  nextLsn: Lsn;
+  matchLsn: Lsn;
+  consistent: boolean;
+  /** Send time of the latest message this follower answered in our epoch (lease). */
+  ackedSentTick: number | null;
+  lastSendTick: number;
+  lastProgressTick: number;
+  resync: ResyncProgress | null;
+}
+
+interface PendingWrite {
+  readonly reqId: RequestId;
+  readonly lsn: Lsn;
+  readonly deadline: number;
+}
+
+interface PendingRead {
+  readonly reqId: RequestId;
+  readonly req: ReadRequest;
+  /** The last record touching the blocks when the read arrived: it must be committed first. */
+  readonly dependsOnLsn: Lsn;
+  readonly deadline: number;
+}
+
+interface PrimarySession {
+  phase: PrimaryPhase;
+  epoch: Epoch;
+  readonly clientId: ClientId;
+  readonly takeover: boolean;
+  readonly mountReqId: RequestId;
+  readonly mountDeadline: number;
+  promiseRound: number;
+  promiseSentTick: number;
+  readonly promises: Map<NodeId, PromiseGranted>;
+  readonly refusedBusy: Set<NodeId>;
+  base: NodeId | null;
+  leaseWaitUntil: number;
+  mountStartLsn: Lsn;
+  readonly followers: Map<NodeId, Follower>;
+  readonly pendingWrites: PendingWrite[];
+  readonly pendingReads: PendingRead[];
+  /** clientSeq -> lsn of writes sequenced in this epoch (drops retransmits). */
+  readonly seqLsn: Map<number, Lsn>;
+  /** The mounting client's highest clientSeq already in the history when the mount began. */
+  lastSeqAtMount: number;
+}
+
+interface PendingReply {
+  readonly to: NodeId;
+  readonly epoch: Epoch;
+  readonly needLsn: Lsn;
+  readonly build: () => PeerMessage;
+}
+
+interface PendingLogOp {
+  readonly token: DurableToken;
+  /** The log's head lsn right after this operation. */
+  readonly endLsn: Lsn;
+  /** Truncations and resets lower what earlier durable appends can claim. */
+  readonly lowersTo: Lsn | null;
+}
+
+interface DeferredInstall {
+  readonly from: NodeId;
+  readonly msg: RegionCopy;
+}
+
+export class ReplicaCore {
+  readonly nodeId: NodeId;
+  private config: VolumeConfig;
+  private readonly timing: CoreTiming;
+  private readonly bugs: TestOnlyPlantedBugs;
+  private readonly quorum: number;
+  private readonly regionBlocks: number;
+  private readonly retainedRecordsMax: number;
+  private readonly retainedBytesMax: number;
+  private readonly sessionsMax: number;
+  private readonly regionsInFlightMax: number;
+  private readonly recordsPerMessageMax: number;
+  private readonly recordsInFlightMax: number;
+
+  private now: number;
+  private readonly out: CoreAction[] = [];
+  private readonly loopback: { from: NodeId; msg: PeerMessage }[] = [];
+
+  // Durable state (as decided; persisted through actions).
+  private promisedEpoch: Epoch;
+  private promiseDurableEpoch: Epoch;
+  private commitLsn: Lsn;
+  private consistent: boolean;
+  private unsurePastHead: boolean;
+  private sessions: ClientSession[];
+  private readonly log: RecordLog;
+  private logDurableLsn: Lsn;
+  private appliedLsn: Lsn;
+  private readonly regionVersions: Version[];
+
+  // Volatile replica state.
+  private promisedTo: NodeId | null = null;
+  private promisedClientId: ClientId | null = null;
+  /** When this replica last answered the primary of its promised epoch; a conservative "now" after a restart. */
+  private lastPrimaryAnswerTick: number | null;
+  private released = false;
+  private grantSinceOlder: number | null = null;
+  private resyncSnapshot: Version | null = null;
+  private readonly deferredInstalls: DeferredInstall[] = [];
+  private readonly pendingReplies: PendingReply[] = [];
+  private readonly pendingLogOps: PendingLogOp[] = [];
+  private readonly onDurable = new Map<DurableToken, () => void>();
+  private nextToken: DurableToken = 1;
+
+  private primary: PrimarySession | null = null;
+
+  constructor(options: ReplicaCoreOptions, recovered: RecoveredReplica) {
+    this.nodeId = options.nodeId;
+    this.config = options.config;
+    this.timing = options.timing ?? DEFAULT_TIMING;
+    this.bugs = options.testOnlyPlantedBugs ?? {};
+    this.quorum = writeQuorum(options.config.replicas.length);
+    this.regionBlocks = options.regionBlocks ?? limits.regionBlocks;
+    this.retainedRecordsMax = options.logRetainedRecordsMax ?? limits.logRetainedRecordsMax;
+    this.retainedBytesMax = options.logRetainedBytesMax ?? limits.logRetainedBytesMax;
+    this.sessionsMax = options.sessionsMax ?? 64;
+    this.regionsInFlightMax = options.regionsInFlightMax ?? 2;
+    this.recordsPerMessageMax = options.appendRecordsPerMessageMax ?? limits.appendRecordsPerMessageMax;
+    this.recordsInFlightMax = options.appendRecordsInFlightMax ?? limits.appendRecordsInFlightMax;
+    assert(options.config.replicas.includes(options.nodeId), `Node ${options.nodeId} holds no replica of ${options.config.name}`);
+    assert(new Set(options.config.replicas).size === options.config.replicas.length, "Replicas are on distinct nodes");
+
+    this.now = recovered.now;
+    this.promisedEpoch = recovered.promisedEpoch;
+    this.promiseDurableEpoch = recovered.promisedEpoch;
+    this.commitLsn = recovered.commitLsn;
+    this.consistent = recovered.consistent;
+    this.unsurePastHead = recovered.unsurePastHead;
+    this.sessions = [...recovered.sessions];
+    this.log = new RecordLog(recovered.logBase, recovered.records);
+    this.logDurableLsn = this.log.head().lsn;
+    this.appliedLsn = recovered.appliedLsn;
+    assert(this.appliedLsn >= this.log.baseVersion().lsn, "Applied point is not below the log's base");
+    assert(this.appliedLsn <= this.log.head().lsn, "Applied point is within the log");
+    const regionCount = Math.ceil(options.config.blockCount / this.regionBlocks);
+    assert(recovered.regionVersions.length === regionCount, `Expected ${regionCount} region versions`);
+    this.regionVersions = [...recovered.regionVersions];
+    // A restart forgets when this replica last answered a primary: assume just
+    // now, so a new primary waits out any lease this replica may have renewed.
+    this.lastPrimaryAnswerTick = recovered.promisedEpoch > 0 ? recovered.now : null;
+  }
+
+  // -------------------------------------------------------------------------
+  // Introspection (for the driver, volctl info and the simulator's checker).
+
+  status(): {
+    promisedEpoch: Epoch;
+    head: Version;
+    durableHead: Version;
+    commitLsn: Lsn;
+    appliedLsn: Lsn;
+    consistent: boolean;
+    unsurePastHead: boolean;
+    primary: { epoch: Epoch; phase: PrimaryPhase; clientId: ClientId; leaseValid: boolean } | null;
+    followers: { node: NodeId; matchLsn: Lsn; consistent: boolean; resyncing: boolean; regionsLeft: number }[];
+  } {
+    const p = this.primary;
+    return {
+      promisedEpoch: this.promisedEpoch,
+      head: this.log.head(),
+      durableHead: this.durableHead(),
+      commitLsn: this.commitLsn,
+      appliedLsn: this.appliedLsn,
+      consistent: this.consistent,
+      unsurePastHead: this.unsurePastHead,
+      primary: p === null ? null : { epoch: p.epoch, phase: p.phase, clientId: p.clientId, leaseValid: this.leaseValid(p) },
+      followers:
+        p === null
+          ? []
+          : [...p.followers.values()].map((f) => ({
+              node: f.node,
+              matchLsn: f.matchLsn,
+              consistent: f.consistent,
+              resyncing: f.resync !== null,
+              regionsLeft: f.resync === null ? 0 : f.resync.todo.length + f.resync.inFlight.size,
+            })),
+    };
+  }
+
+  isActivePrimary(): boolean {
+    return this.primary?.phase === "active";
+  }
+
+  // -------------------------------------------------------------------------
+
+  step(event: CoreEvent): CoreAction[] {
+    switch (event.type) {
+      case "tick":
+        assert(event.now >= this.now, "Time never goes back");
+        this.now = event.now;
+        this.onTick();
+        break;
+      case "message":
+        this.onMessage(event.from, event.msg);
+        break;
+      case "request":
+        this.onRequest(event.reqId, event.req);
+        break;
+      case "durable": {
+        const k = this.onDurable.get(event.token);
+        assert(k !== undefined, `Unknown durable token ${event.token}`);
+        this.onDurable.delete(event.token);
+        k();
+        break;
+      }
+      default:
+        throw new Error(`Unknown event ${JSON.stringify(event satisfies never)}`);
+    }
+    this.settle();
+    return this.out.splice(0);
+  }
+
+  /** Work that follows any change: loopback messages, replies, commit, apply, acks. */
+  private settle(): void {
+    for (let rounds = 0; rounds < 64; rounds++) {
+      const m = this.loopback.shift();
+      if (m !== undefined) {
+        this.onMessage(m.from, m.msg);
+        continue;
+      }
+      const before = this.out.length + this.loopback.length;
+      this.flushReplies();
+      this.advancePrimary();
+      this.applyCommitted();
+      this.installDeferred();
+      if (this.loopback.length === 0 && this.out.length + this.loopback.length === before) return;
+    }
+    assert(this.loopback.length === 0, "Loopback settles");
+  }
+
+  // -------------------------------------------------------------------------
+  // Plumbing.
+
+  private send(to: NodeId, msg: PeerMessage): void {
+    if (to === this.nodeId) this.loopback.push({ from: this.nodeId, msg });
+    else this.out.push({ type: "send", to, msg });
+  }
+
+  private trace(event: string, detail: Readonly<Record<string, string | number | boolean>> = {}): void {
+    this.out.push({ type: "trace", event, detail: { volume: this.config.name, node: this.nodeId, epoch: this.promisedEpoch, ...detail } });
+  }
+
+  private token(k: () => void): DurableToken {
+    const t = this.nextToken++;
+    this.onDurable.set(t, k);
+    return t;
+  }
+
+  private persistSuperblock(patch: SuperblockPatch, then: () => void = () => {}): void {
+    this.out.push({ type: "persistSuperblock", patch, token: this.token(then) });
+  }
+
+  private logOp(lowersTo: Lsn | null, make: (token: DurableToken) => CoreAction, then: () => void = () => {}): void {
+    const endLsn = this.log.head().lsn;
+    const token = this.token(() => {
+      const op = this.pendingLogOps.shift();
+      assert(op !== undefined && op.token === token, "Log operations complete in order");
+      let durable = op.endLsn;
+      for (const later of this.pendingLogOps) if (later.lowersTo !== null) durable = asLsn(Math.min(durable, later.lowersTo));
+      this.logDurableLsn = asLsn(Math.max(this.logDurableLsn, Math.min(durable, this.log.head().lsn)));
+      then();
+    });
+    this.pendingLogOps.push({ token, endLsn, lowersTo });
+    if (lowersTo !== null) this.logDurableLsn = asLsn(Math.min(this.logDurableLsn, lowersTo));
+    this.out.push(make(token));
+  }
+
+  private durableHead(): Version {
+    const v = this.log.versionAt(this.logDurableLsn);
+    assert(v !== null, `Durable lsn ${this.logDurableLsn} is in the log`);
+    return v;
+  }
+
+  private replyWhenDurable(to: NodeId, epoch: Epoch, needLsn: Lsn, build: () => PeerMessage): void {
+    this.pendingReplies.push({ to, epoch, needLsn, build });
+  }
+
+  private flushReplies(): void {
+    for (let i = 0; i < this.pendingReplies.length; ) {
+      const r = this.pendingReplies[i];
+      assert(r !== undefined);
+      if (r.epoch !== this.promisedEpoch && !this.bugs.acceptStaleEpoch) {
+        // A newer epoch was promised since: never answer the old primary (it
+        // could count the answer toward a commit after the new epoch won).
+        this.pendingReplies.splice(i, 1);
+        continue;
+      }
+      if (this.promiseDurableEpoch >= r.epoch && this.logDurableLsn >= r.needLsn) {
+        this.pendingReplies.splice(i, 1);
+        this.send(r.to, r.build());
+        continue;
+      }
+      i++;
+    }
+  }
+
+  private regionOf(block: number): number {
+    return Math.floor(block / this.regionBlocks);
+  }
+
+  private noteApplied(r: LogRecord): void {
+    if (r.kind === "mountStart") return;
+    const first = this.regionOf(r.block);
+    const last = this.regionOf(r.block + r.blockCount - 1);
+    for (let i = first; i <= last; i++) this.regionVersions[i] = recordVersion(r);
+  }
+
+  private applyCommitted(): void {
+    const target = this.bugs.applyUncommitted ? this.logDurableLsn : asLsn(Math.min(this.commitLsn, this.logDurableLsn));
+    if (target <= this.appliedLsn) return;
+    for (const r of this.log.slice(asLsn(this.appliedLsn + 1), target)) this.noteApplied(r);
+    this.appliedLsn = target;
+    this.out.push({ type: "apply", throughLsn: target });
+    this.trimLog();
+  }
+
+  /** Keeps a bounded tail of applied records for catch-up of peers. */
+  private trimLog(): void {
+    let excess = 0;
+    const n = this.log.length();
+    if (n > this.retainedRecordsMax) excess = n - this.retainedRecordsMax;
+    let bytes = this.log.bytes();
+    let lsn = this.log.startLsn() + excess;
+    while (bytes > this.retainedBytesMax && lsn <= this.appliedLsn) {
+      bytes -= this.log.get(asLsn(lsn))?.data?.length ?? 0;
+      lsn++;
+    }
+    const through = asLsn(Math.min(lsn - 1, this.appliedLsn, this.resyncSnapshot === null ? Infinity : this.resyncSnapshot.lsn, this.primaryTrimFloor()));
+    if (through < this.log.startLsn()) return;
+    const dropped = this.log.trimThrough(through);
+    this.sessions = foldSessions(this.sessions, dropped, this.sessionsMax);
+  }
+
+  /** A primary keeps what its followers still need, while it fits the caps twice over. */
+  private primaryTrimFloor(): number {
+    const p = this.primary;
+    if (p === null) return Infinity;
+    let floor = Infinity;
+    for (const f of p.followers.values()) floor = Math.min(floor, f.matchLsn);
+    const hardCap = this.log.length() > 2 * this.retainedRecordsMax || this.log.bytes() > 2 * this.retainedBytesMax;
+    return hardCap ? Infinity : floor;
+  }
+
+  // -------------------------------------------------------------------------
+  // Messages: the epoch is checked first, always.
+
+  private onMessage(from: NodeId, msg: PeerMessage): void {
+    if (!this.config.replicas.includes(from)) {
+      this.trace("message from a node outside the replica set dropped", { from, type: msg.type });
+      return;
+    }
+    switch (msg.type) {
+      case "promise":
+        return this.onPromise(from, msg);
+      case "promiseGranted":
+      case "promiseRefused":
+        return this.onPromiseAnswer(from, msg);
+      case "fetch":
+        return this.onFetch(from, msg);
+      case "fetchReply":
+        return this.onFetchReply(from, msg);
+      case "append":
+        return this.onAppend(from, msg);
+      case "appendReply":
+        return this.onAppendReply(from, msg);
+      case "resyncBegin":
+        return this.onResyncBegin(from, msg);
+      case "resyncBeginReply":
+        return this.onResyncBeginReply(from, msg);
+      case "region":
+        return this.onRegion(from, msg);
+      case "regionReply":
+        return this.onRegionReply(from, msg);
+      case "resyncDone":
+        return this.onResyncDone(from, msg);
+      case "resyncDoneReply":
+        return this.onResyncDoneReply(from, msg);
+      case "release":
+        if (msg.epoch === this.promisedEpoch) this.released = true;
+        return;
+      case "stale":
+        return this.onStale(from, msg);
+      default:
+        throw new Error(`Unknown message ${JSON.stringify(msg satisfies never)}`);
+    }
+  }
+
+  /**
+   * Rule 1 at the door of every message a primary sends. Returns true if the
+   * message may be handled: its epoch is the promised one (a newer one is
+   * adopted: a majority promised it, as Raft adopts a newer term).
+   */
+  private admitPrimaryMessage(from: NodeId, epoch: Epoch): boolean {
+    if (epoch < this.promisedEpoch && !this.bugs.acceptStaleEpoch) {
+      this.send(from, { type: "stale", epoch, promisedEpoch: this.promisedEpoch });
+      return false;
+    }
+    if (epoch > this.promisedEpoch) {
+      this.adoptEpoch(epoch, from, null);
+      this.persistSuperblock({ promisedEpoch: epoch }, () => this.promiseDurable(epoch));
+    }
+    if (epoch === this.promisedEpoch) {
+      this.lastPrimaryAnswerTick = this.now;
+      this.released = false;
+    }
+    return true;
+  }
+
+  private adoptEpoch(epoch: Epoch, candidate: NodeId, clientId: ClientId | null): void {
+    assert(epoch > this.promisedEpoch, "Promises only grow");
+    this.promisedEpoch = epoch;
+    this.promisedTo = candidate;
+    this.promisedClientId = clientId;
+    this.released = false;
+    const p = this.primary;
+    if (p !== null && p.epoch < epoch) this.stepDown("FENCED", `Volume ${this.config.name} was taken over by a mount with epoch ${epoch}`);
+    this.trace("promised", { promisedEpoch: epoch, candidate });
+  }
+
+  private promiseDurable(epoch: Epoch): void {
+    if (epoch > this.promiseDurableEpoch) this.promiseDurableEpoch = epoch;
+  }
+
+  private onPromise(from: NodeId, m: PromiseRequest): void {
+    const refuse = (reason: "stale" | "busy"): void =>
+      this.send(from, { type: "promiseRefused", epoch: m.epoch, reason, promisedEpoch: this.promisedEpoch } satisfies PromiseRefused);
+    const grant = (): void =>
+      this.replyWhenDurable(from, m.epoch, asLsn(0), () => ({
+        type: "promiseGranted",
+        epoch: m.epoch,
+        head: this.durableHead(),
+        commitLsn: this.commitLsn,
+        consistent: this.consistent,
+        unsurePastHead: this.unsurePastHead,
+        sinceOlderLeaseTicks: this.grantSinceOlder,
+      }));
+    if (m.epoch === this.promisedEpoch && this.promisedTo === from) return grant(); // a retransmission
+    if (m.epoch <= this.promisedEpoch) return refuse("stale");
+    const leaseLive =
+      !this.released && this.lastPrimaryAnswerTick !== null && this.now - this.lastPrimaryAnswerTick < this.timing.leaseTicks;
+    if (!m.takeover && leaseLive && this.promisedClientId !== null && this.promisedClientId !== m.clientId) return refuse("busy");
+    this.grantSinceOlder = this.released || this.lastPrimaryAnswerTick === null ? null : this.now - this.lastPrimaryAnswerTick;
+    this.lastPrimaryAnswerTick = null;
+    this.adoptEpoch(m.epoch, from, m.clientId);
+    const epoch = m.epoch;
+    this.persistSuperblock({ promisedEpoch: epoch }, () => this.promiseDurable(epoch));
+    grant();
+  }
+
+  private onFetch(from: NodeId, m: FetchRequest): void {
+    if (m.epoch !== this.promisedEpoch) {
+      if (m.epoch < this.promisedEpoch) this.send(from, { type: "stale", epoch: m.epoch, promisedEpoch: this.promisedEpoch });
+      return;
+    }
+    const prev = this.log.versionAt(asLsn(m.fromLsn - 1));
+    const durable = this.logDurableLsn;
+    if (prev === null || m.fromLsn - 1 > durable) {
+      this.send(from, { type: "fetchReply", epoch: m.epoch, prev: this.log.baseVersion(), records: [], retained: false, head: this.durableHead() });
+      return;
+    }
+    // Only durable records: the candidate adopts this log as the truth.
+    const records = this.log.slice(m.fromLsn, durable);
+    this.send(from, { type: "fetchReply", epoch: m.epoch, prev, records, retained: true, head: this.durableHead() } satisfies FetchReply);
+  }
+
+  private onAppend(from: NodeId, m: AppendRequest): void {
+    if (!this.admitPrimaryMessage(from, m.epoch)) return;
+    const epoch = m.epoch;
+    const reply = (ok: boolean, matchLsn: Lsn): (() => AppendReply) => () => ({
+      type: "appendReply",
+      epoch,
+      seq: m.seq,
+      ok,
+      matchLsn,
+      head: this.durableHead(),
+      commitLsn: this.commitLsn,
+      consistent: this.consistent,
+    });
+    const head = this.log.head();
+    const base = this.log.baseVersion();
+    let matches: boolean;
+    if (m.prev.lsn > head.lsn) matches = false;
+    else if (m.prev.lsn < base.lsn) matches = true; // committed history, identical everywhere
+    else matches = this.log.holds(m.prev);
+    if (!matches) {
+      this.replyWhenDurable(from, epoch, asLsn(0), reply(false, asLsn(0)));
+      return;
+    }
+    let fresh: LogRecord[] = [];
+    let expect = m.prev.lsn + 1;
+    for (const r of m.records) {
+      assert(r.lsn === expect++, "Append records are contiguous");
+      if (fresh.length > 0) {
+        fresh.push(r);
+        continue;
+      }
+      if (r.lsn <= base.lsn) continue;
+      const mine = this.log.get(r.lsn);
+      if (mine !== undefined && mine.epoch === r.epoch) continue;
+      if (mine !== undefined) {
+        // A divergent tail left by a dead mount: dropped from the log, never
+        // undone on the data (rule 6), since it was never applied.
+        if (!this.bugs.applyUncommitted) {
+          assert(r.lsn > this.appliedLsn, `Divergent record ${formatVersion(recordVersion(mine))} was applied`);
+          assert(r.lsn > this.commitLsn, `Divergent record ${formatVersion(recordVersion(mine))} was committed`);
+        }
+        const to = asLsn(r.lsn - 1);
+        this.log.truncateAfter(to);
+        if (this.appliedLsn > to) this.appliedLsn = to;
+        this.trace("log truncated", { afterLsn: to });
+        this.logOp(to, (token) => ({ type: "truncateLog", afterLsn: to, token }));
+      }
+      fresh = [r];
+    }
+    if (fresh.length > 0) {
+      this.log.append(fresh);
+      const records = fresh;
+      this.logOp(null, (token) => ({ type: "appendLog", records, token }));
+    }
+    const matchLsn = asLsn(m.prev.lsn + m.records.length);
+    const commit = Math.min(m.commitLsn, matchLsn);
+    if (commit > this.commitLsn) this.commitLsn = asLsn(commit);
+    if (this.unsurePastHead && this.log.versionAt(matchLsn)?.epoch === epoch) {
+      // The log now matches a legitimate primary's through a record of its
+      // own epoch: whatever the cut lost is filled in.
+      this.unsurePastHead = false;
+      this.persistSuperblock({ unsurePastHead: false });
+      this.trace("no longer unsure past head", { matchLsn });
+    }
+    this.replyWhenDurable(from, epoch, matchLsn, reply(true, matchLsn));
+  }
+
+  private onResyncBegin(from: NodeId, m: ResyncBegin): void {
+    if (!this.admitPrimaryMessage(from, m.epoch)) return;
+    const epoch = m.epoch;
+    const snapshot = m.snapshot;
+    if (!this.bugs.applyUncommitted) assert(this.appliedLsn <= snapshot.lsn || this.log.holds(snapshot), "A resync snapshot is not behind what this replica applied");
+    const regionVersions = [...this.regionVersions];
+    this.consistent = false;
+    this.resyncSnapshot = snapshot;
+    this.deferredInstalls.length = 0;
+    this.log.reset(snapshot);
+    this.appliedLsn = snapshot.lsn;
+    if (this.commitLsn < snapshot.lsn) this.commitLsn = snapshot.lsn;
+    this.sessions = [...m.sessions];
+    this.trace("region resync begins", { snapshot: formatVersion(snapshot) });
+    this.logOp(snapshot.lsn, (token) => ({ type: "resetLogForResync", snapshot, sessions: m.sessions, token }), () => {
+      this.logDurableLsn = asLsn(Math.max(this.logDurableLsn, snapshot.lsn));
+    });
+    this.replyWhenDurable(from, epoch, snapshot.lsn, () => ({ type: "resyncBeginReply", epoch, seq: m.seq, snapshot, regionVersions }) satisfies ResyncBeginReply);
+  }
+
+  private onRegion(from: NodeId, m: RegionCopy): void {
+    if (!this.admitPrimaryMessage(from, m.epoch)) return;
+    if (this.consistent || this.resyncSnapshot === null) return; // a late duplicate
+    this.deferredInstalls.push({ from, msg: m });
+  }
+
+  /** A region copied at lsn A is installed once this replica has applied through A (never older bytes over newer). */
+  private installDeferred(): void {
+    for (let i = 0; i < this.deferredInstalls.length; ) {
+      const d = this.deferredInstalls[i];
+      assert(d !== undefined);
+      if (d.msg.epoch !== this.promisedEpoch) {
+        this.deferredInstalls.splice(i, 1);
+        continue;
+      }
+      if (d.msg.copiedAt > this.appliedLsn) {
+        i++;
+        continue;
+      }
+      this.deferredInstalls.splice(i, 1);
+      const { from, msg } = d;
+      let version = msg.version;
+      const first = msg.region * this.regionBlocks;
+      for (const r of this.log.slice(asLsn(msg.copiedAt + 1), this.appliedLsn)) {
+        if (touches(r, first, this.regionBlocks)) version = recordVersion(r);
+      }
+      this.regionVersions[msg.region] = version;
+      const token = this.token(() => this.send(from, { type: "regionReply", epoch: msg.epoch, region: msg.region } satisfies RegionReply));
+      this.out.push({ type: "installRegion", region: msg.region, data: msg.data, version: msg.version, copiedAt: msg.copiedAt, token });
+    }
+  }
+
+  private onResyncDone(from: NodeId, m: ResyncDone): void {
+    if (!this.admitPrimaryMessage(from, m.epoch)) return;
+    const epoch = m.epoch;
+    const done = (): void => this.send(from, { type: "resyncDoneReply", epoch, snapshot: m.snapshot } satisfies ResyncDoneReply);
+    if (this.consistent) return done();
+    if (this.resyncSnapshot === null || !versionEquals(this.resyncSnapshot, m.snapshot)) return;
+    this.out.push({
+      type: "markConsistent",
+      token: this.token(() => {
+        if (this.resyncSnapshot === null || !versionEquals(this.resyncSnapshot, m.snapshot)) return;
+        this.consistent = true;
+        this.resyncSnapshot = null;
+        this.trace("region resync done: consistent");
+        done();
+      }),
+    });
+  }
+
+  private onStale(from: NodeId, m: StaleEpoch): void {
+    const p = this.primary;
+    if (p === null || m.epoch !== p.epoch) return;
+    if (p.phase === "promising") return this.retryPromises(m.promisedEpoch);
+    this.stepDown("FENCED", `Volume ${this.config.name} was taken over: ${from} promised epoch ${m.promisedEpoch}, newer than ${p.epoch}`);
+  }
+
+  // -------------------------------------------------------------------------
+  // Client requests.
+
+  private fail(reqId: RequestId, code: ErrorCode, message: string, retryAt?: NodeId): void {
+    const result: RequestFailure = retryAt === undefined ? { ok: false, code, message } : { ok: false, code, message, retryAt };
+    this.out.push({ type: "reply", reqId, result });
+  }
+
+  private onRequest(reqId: RequestId, req: ClientRequest): void {
+    switch (req.type) {
+      case "mount":
+        return this.onMount(reqId, req);
+      case "write":
+        return this.onWrite(reqId, req);
+      case "read":
+        return this.onRead(reqId, req);
+      case "unmount":
+        return this.onUnmount(reqId);
+      default:
+        throw new Error(`Unknown request ${JSON.stringify(req satisfies never)}`);
+    }
+  }
+
+  private onMount(reqId: RequestId, req: MountRequest): void {
+    const p = this.primary;
+    if (p !== null && p.clientId === req.clientId && p.phase === "active") {
+      this.out.push({ type: "reply", reqId, result: { ok: true, epoch: p.epoch, blockCount: this.config.blockCount, blockSize: this.config.blockSize } });
+      return;
+    }
+    if (p !== null && p.phase !== "active") {
+      return this.fail(reqId, "VOLUME_BUSY", `A mount of volume ${this.config.name} is in progress on ${this.nodeId}: try again shortly`);
+    }
+    if (!this.consistent) {
+      return this.fail(reqId, "NO_QUORUM", `The replica of ${this.config.name} on ${this.nodeId} is resyncing: mount through another replica`);
+    }
+    if (p !== null) this.stepDown("FENCED", `Volume ${this.config.name} was taken over by client ${req.clientId}`);
+    const epoch = asEpoch(this.promisedEpoch + 1);
+    const session: PrimarySession = {
+      phase: "promising",
+      epoch,
+      clientId: req.clientId,
+      takeover: req.takeover,
+      mountReqId: reqId,
+      mountDeadline: this.now + this.timing.mountTimeoutTicks,
+      promiseRound: 0,
+      promiseSentTick: this.now,
+      promises: new Map(),
+      refusedBusy: new Set(),
+      base: null,
+      leaseWaitUntil: Infinity,
+      mountStartLsn: asLsn(0),
+      followers: new Map(),
+      pendingWrites: [],
+      pendingReads: [],
+      seqLsn: new Map(),
+      lastSeqAtMount: 0,
+    };
+    this.primary = session;
+    this.trace("mount begins", { candidate: this.nodeId, clientId: req.clientId, takeover: req.takeover });
+    this.sendPromises(session, true);
+  }
+
+  private sendPromises(p: PrimarySession, fresh: boolean): void {
+    if (fresh) {
+      p.promises.clear();
+      p.refusedBusy.clear();
+    }
+    p.promiseSentTick = this.now;
+    for (const node of this.config.replicas) {
+      this.send(node, { type: "promise", epoch: p.epoch, clientId: p.clientId, takeover: p.takeover });
+    }
+  }
+
+  private retryPromises(seenEpoch: Epoch): void {
+    const p = this.primary;
+    assert(p !== null && p.phase === "promising");
+    if (seenEpoch < p.epoch) return;
+    p.promiseRound++;
+    if (p.promiseRound >= limits.promiseRoundsMax) {
+      this.primary = null;
+      return this.fail(p.mountReqId, "NO_QUORUM", `Mount of ${this.config.name} lost ${p.promiseRound} promise rounds to other mounts: try again`);
+    }
+    p.epoch = asEpoch(Math.max(seenEpoch, this.promisedEpoch) + 1);
+    this.sendPromises(p, true);
+  }
+
+  private onPromiseAnswer(from: NodeId, m: PromiseGranted | PromiseRefused): void {
+    const p = this.primary;
+    if (p === null || p.phase !== "promising" || m.epoch !== p.epoch) return;
+    if (m.type === "promiseRefused") {
+      if (m.reason === "stale") return this.retryPromises(m.promisedEpoch);
+      p.refusedBusy.add(from);
+      if (from === this.nodeId || p.refusedBusy.size > this.config.replicas.length - this.quorum) {
+        this.primary = null;
+        this.fail(p.mountReqId, "VOLUME_BUSY", `Volume ${this.config.name} is mounted by another client whose lease is live: use takeover (volctl --force) to fence it`);
+      }
+      return;
+    }
+    p.promises.set(from, m);
+    this.tryChooseBase(p);
+  }
+
+  private tryChooseBase(p: PrimarySession): void {
+    if (!p.promises.has(this.nodeId)) return;
+    const infos = [...p.promises.entries()].map(([node, g]) => ({ node, head: g.head, consistent: g.consistent, unsurePastHead: g.unsurePastHead }));
+    let base = chooseBase(infos, this.config.replicas.length, this.quorum, this.nodeId);
+    if (this.bugs.baseAnyReplica && infos.length >= this.quorum) {
+      base = infos.reduce((a, b) => (compareVersion(a.head, b.head) <= 0 ? a : b));
+    }
+    if (base === null) return;
+    // Every lease this mount may cut short runs out before it acknowledges.
+    const d = this.timing.driftPermille / 1000;
+    let wait = 0;
+    for (const g of p.promises.values()) {
+      if (g.sinceOlderLeaseTicks === null) continue;
+      wait = Math.max(wait, this.timing.leaseTicks * (1 + d) - g.sinceOlderLeaseTicks * (1 - d));
+    }
+    p.leaseWaitUntil = this.bugs.noLeaseWait ? this.now : this.now + Math.ceil(wait);
+    p.base = base.node;
+    this.trace("base chosen", { base: base.node, head: formatVersion(base.head), promises: infos.length, leaseWaitTicks: Math.ceil(wait) });
+    if (base.node === this.nodeId || versionEquals(base.head, this.durableHead())) return this.appendMountStart(p);
+    p.phase = "fetching";
+    this.send(base.node, { type: "fetch", epoch: p.epoch, fromLsn: asLsn(Math.min(this.commitLsn, this.log.head().lsn) + 1) });
+  }
+
+  private onFetchReply(from: NodeId, m: FetchReply): void {
+    const p = this.primary;
+    if (p === null || p.phase !== "fetching" || m.epoch !== p.epoch || from !== p.base) return;
+    if (!m.retained || !(this.log.holds(m.prev) || m.prev.lsn < this.log.baseVersion().lsn)) {
+      this.primary = null;
+      return this.fail(p.mountReqId, "NO_QUORUM", `The replica on ${this.nodeId} is too far behind to coordinate ${this.config.name}: mount through ${from}`, from);
+    }
+    // Adopt the base's log: drop our divergent tail, take its records.
+    const fromLsn = asLsn(m.prev.lsn + 1);
+    const keep: LogRecord[] = [];
+    let cut: Lsn | null = null;
+    for (const r of m.records) {
+      if (r.lsn <= this.log.baseVersion().lsn) continue;
+      const mine = this.log.get(r.lsn);
+      if (cut === null && mine !== undefined && mine.epoch === r.epoch) continue;
+      if (cut === null && mine !== undefined) cut = asLsn(r.lsn - 1);
+      keep.push(r);
+    }
+    if (cut === null && m.head.lsn < this.log.head().lsn && m.head.lsn >= fromLsn - 1) cut = m.head.lsn;
+    if (cut !== null) {
+      assert(cut >= this.commitLsn, "A fetch never cuts committed records");
+      const to = cut;
+      this.log.truncateAfter(to);
+      this.logOp(to, (token) => ({ type: "truncateLog", afterLsn: to, token }));
+    }
+    if (keep.length > 0) {
+      this.log.append(keep);
+      this.logOp(null, (token) => ({ type: "appendLog", records: keep, token }));
+    }
+    assert(versionEquals(this.log.head(), m.head), `Caught up to the base's head ${formatVersion(m.head)}`);
+    this.appendMountStart(p);
+  }
+
+  private appendMountStart(p: PrimarySession): void {
+    p.phase = "mounting";
+    const head = this.log.head();
+    p.lastSeqAtMount = this.lastClientSeq(p.clientId);
+    const record: LogRecord = {
+      epoch: p.epoch,
+      lsn: asLsn(head.lsn + 1),
+      kind: "mountStart",
+      block: 0 as LogRecord["block"],
+      blockCount: 0,
+      data: null,
+      clientId: p.clientId,
+      clientSeq: 0,
+    };
+    p.mountStartLsn = record.lsn;
+    for (const node of this.config.replicas) {
+      if (node === this.nodeId) continue;
+      const g = p.promises.get(node);
+      p.followers.set(node, {
+        node,
+        nextLsn: record.lsn,
+        matchLsn: asLsn(0),
+        consistent: g?.consistent ?? false,
+        ackedSentTick: g === undefined ? null : p.promiseSentTick,
+        lastSendTick: -Infinity,
+        lastProgressTick: this.now,
+        resync: null,
+      });
+    }
+    this.appendAsPrimary(p, record);
+    this.trace("mount start appended", { lsn: record.lsn });
+  }
+
+  private lastClientSeq(clientId: ClientId): number {
+    let seq = 0;
+    for (const s of this.sessions) if (s.clientId === clientId) seq = Math.max(seq, s.clientSeq);
+    for (const r of this.log.slice(this.log.startLsn(), this.log.head().lsn)) {
+      if (r.kind !== "mountStart" && r.clientId === clientId) seq = Math.max(seq, r.clientSeq);
+    }
+    return seq;
+  }
+
+  private appendAsPrimary(p: PrimarySession, record: LogRecord): void {
+    assert(this.primary === p && this.promisedEpoch === p.epoch, "Only the primary of the promised epoch appends");
+    this.log.append([record]);
+    this.logOp(null, (token) => ({ type: "appendLog", records: [record], token }));
+    for (const f of p.followers.values()) this.sendAppends(p, f, false);
+  }
+
+  private onWrite(reqId: RequestId, req: WriteRequest): void {
+    const p = this.primary;
+    if (p === null || p.phase !== "active") {
+      return this.fail(reqId, "FENCED", `No mount of ${this.config.name} is active on ${this.nodeId}`);
+    }
+    if (req.clientId !== p.clientId) {
+      return this.fail(reqId, "FENCED", `Volume ${this.config.name} is mounted by another client`);
+    }
+    const bad = this.checkRange(req.block, req.blockCount);
+    if (bad !== null) return this.fail(reqId, bad.code, bad.message);
+    if (req.kind === "write") {
+      if (req.data === null || req.data.length !== req.blockCount * this.config.blockSize) {
+        return this.fail(reqId, "INVALID_ARGUMENT", `Write of ${req.blockCount} blocks needs ${req.blockCount * this.config.blockSize} bytes`);
+      }
+    } else if (req.data !== null) {
+      return this.fail(reqId, "INVALID_ARGUMENT", `A ${req.kind} request carries no data`);
+    }
+    if (req.clientSeq <= p.lastSeqAtMount) {
+      // A replay of a write the history already holds: committed with the mount start.
+      this.out.push({ type: "reply", reqId, result: { ok: true, epoch: p.epoch, lsn: p.mountStartLsn } });
+      return;
+    }
+    const dup = p.seqLsn.get(req.clientSeq);
+    if (dup !== undefined) {
+      p.pendingWrites.push({ reqId, lsn: dup, deadline: this.now + this.timing.writeTimeoutTicks });
+      return;
+    }
+    if (!this.leaseValid(p)) {
+      return this.fail(reqId, "NO_QUORUM", `Fewer than ${this.quorum} replicas of ${this.config.name} are reachable: nothing was written`);
+    }
+    if (p.pendingWrites.length >= limits.clientRequestsQueuedMax) {
+      return this.fail(reqId, "NO_QUORUM", `Too many writes of ${this.config.name} are waiting for replicas: nothing was written`);
+    }
+    const record: LogRecord = {
+      epoch: p.epoch,
+      lsn: asLsn(this.log.head().lsn + 1),
+      kind: req.kind,
+      block: req.block,
+      blockCount: req.blockCount,
+      data: req.data,
+      clientId: req.clientId,
+      clientSeq: req.clientSeq,
+    };
+    p.seqLsn.set(req.clientSeq, record.lsn);
+    p.pendingWrites.push({ reqId, lsn: record.lsn, deadline: this.now + this.timing.writeTimeoutTicks });
+    this.appendAsPrimary(p, record);
+  }
+
+  private checkRange(block: number, blockCount: number): { code: ErrorCode; message: string } | null {
+    if (!Number.isInteger(block) || !Number.isInteger(blockCount) || block < 0 || blockCount < 1 || blockCount > limits.requestBlocksMax) {
+      return { code: "INVALID_ARGUMENT", message: `Bad block range ${block}+${blockCount}: at most ${limits.requestBlocksMax} blocks per request` };
+    }
+    if (block + blockCount > this.config.blockCount) {
+      return { code: "OUT_OF_RANGE", message: `Blocks ${block}..${block + blockCount - 1} are past the end of ${this.config.name} (${this.config.blockCount} blocks)` };
+    }
+    return null;
+  }
+
+  private onRead(reqId: RequestId, req: ReadRequest): void {
+    const p = this.primary;
+    if (p === null || p.phase !== "active") {
+      return this.fail(reqId, "FENCED", `No mount of ${this.config.name} is active on ${this.nodeId}`);
+    }
+    const bad = this.checkRange(req.block, req.blockCount);
+    if (bad !== null) return this.fail(reqId, bad.code, bad.message);
+    const dep = this.log.lastTouching(req.block, req.blockCount, this.appliedLsn, this.log.head().lsn);
+    p.pendingReads.push({ reqId, req, dependsOnLsn: dep?.lsn ?? asLsn(0), deadline: this.now + this.timing.writeTimeoutTicks });
+  }
+
+  private onUnmount(reqId: RequestId): void {
+    const p = this.primary;
+    if (p === null || p.phase !== "active") return this.fail(reqId, "FENCED", `No mount of ${this.config.name} is active on ${this.nodeId}`);
+    for (const node of this.config.replicas) if (node !== this.nodeId) this.send(node, { type: "release", epoch: p.epoch });
+    this.released = true;
+    this.stepDown("FENCED", `Volume ${this.config.name} was unmounted`);
+    this.out.push({ type: "reply", reqId, result: { ok: true } });
+  }
+
+  private stepDown(code: ErrorCode, message: string): void {
+    const p = this.primary;
+    if (p === null) return;
+    this.primary = null;
+    this.trace("primary steps down", { reason: message });
+    if (p.phase !== "active") {
+      this.fail(p.mountReqId, code === "FENCED" ? "VOLUME_BUSY" : code, `Mount of ${this.config.name} lost to another: ${message}`);
+    }
+    for (const w of p.pendingWrites) this.fail(w.reqId, code, message);
+    for (const r of p.pendingReads) this.fail(r.reqId, code, message);
+  }
+
+  // -------------------------------------------------------------------------
+  // Primary: replication, commit, lease, acks.
+
+  private leaseExpiry(p: PrimarySession): number {
+    const start = leaseStart([...p.followers.values()].map((f) => f.ackedSentTick), this.quorum, this.now);
+    if (start === null) return -Infinity;
+    return start + this.timing.leaseTicks * (1 - this.timing.driftPermille / 1000);
+  }
+
+  private leaseValid(p: PrimarySession): boolean {
+    return this.now < this.leaseExpiry(p);
+  }
+
+  private sendAppends(p: PrimarySession, f: Follower, heartbeat: boolean): void {
+    if (f.resync !== null && f.resync.phase === "begin") return;
+    const head = this.log.head().lsn;
+    let sent = false;
+    while (f.nextLsn <= head && f.nextLsn - f.matchLsn - 1 < this.recordsInFlightMax) {
+      const prev = this.log.versionAt(asLsn(f.nextLsn - 1));
+      if (prev === null) return this.beginResync(p, f);
+      const to = asLsn(Math.min(head, f.nextLsn + this.recordsPerMessageMax - 1));
+      const records = this.log.slice(f.nextLsn, to);
+      this.send(f.node, { type: "append", epoch: p.epoch, prev, records, commitLsn: this.commitLsn, seq: this.now });
+      f.nextLsn = asLsn(to + 1);
+      f.lastSendTick = this.now;
+      sent = true;
+    }
+    if (!sent && heartbeat) {
+      const prev = this.log.versionAt(asLsn(f.nextLsn - 1));
+      if (prev === null) return this.beginResync(p, f);
+      this.send(f.node, { type: "append", epoch: p.epoch, prev, records: [], commitLsn: this.commitLsn, seq: this.now });
+      f.lastSendTick = this.now;
+    }
+  }
+
+  private onAppendReply(from: NodeId, m: AppendReply): void {
+    const p = this.primary;
+    if (p === null || m.epoch !== p.epoch) return;
+    const f = p.followers.get(from);
+    if (f === undefined) return;
+    if (f.ackedSentTick === null || m.seq > f.ackedSentTick) f.ackedSentTick = m.seq;
+    f.consistent = m.consistent;
+    if (!m.consistent && f.resync === null) return this.beginResync(p, f);
+    if (m.ok) {
+      if (m.matchLsn > f.matchLsn) {
+        f.matchLsn = m.matchLsn;
+        f.lastProgressTick = this.now;
+      }
+      if (f.nextLsn <= f.matchLsn) f.nextLsn = asLsn(f.matchLsn + 1);
+      this.sendAppends(p, f, false);
+      return;
+    }
+    if (f.resync !== null) return;
+    // Find where the follower's log meets ours: its head if we hold it, else
+    // its commit point (committed history is the same everywhere).
+    const next = this.log.holds(m.head) ? m.head.lsn + 1 : Math.min(m.commitLsn, m.head.lsn) + 1;
+    f.nextLsn = asLsn(Math.max(next, 1));
+    if (f.matchLsn >= f.nextLsn) f.matchLsn = asLsn(f.nextLsn - 1);
+    f.lastProgressTick = this.now;
+    this.sendAppends(p, f, true);
+  }
+
+  // Region resync (rule 7), driven by the primary.
+
+  private beginResync(p: PrimarySession, f: Follower): void {
+    if (f.resync !== null && f.resync.phase === "begin" && this.now - f.resync.lastProgressTick < this.timing.resendTicks * 2) return;
+    const snapshot = this.log.versionAt(this.appliedLsn);
+    assert(snapshot !== null, "The applied point is in the log");
+    f.consistent = false;
+    f.resync = { phase: "begin", snapshot, seq: this.now, todo: [], inFlight: new Set(), regionsTotal: 0, lastProgressTick: this.now };
+    this.trace("region resync of a follower begins", { follower: f.node, snapshot: formatVersion(snapshot) });
+    const sessions = foldSessions(this.sessions, this.log.slice(this.log.startLsn(), this.appliedLsn), this.sessionsMax);
+    this.send(f.node, { type: "resyncBegin", epoch: p.epoch, snapshot, sessions, seq: this.now });
+    f.lastSendTick = this.now;
+  }
+
+  private onResyncBeginReply(from: NodeId, m: ResyncBeginReply): void {
+    const p = this.primary;
+    const f = p?.followers.get(from);
+    if (p === undefined || p === null || f === undefined || m.epoch !== p.epoch) return;
+    const r = f.resync;
+    if (r === null || r.phase !== "begin" || r.seq !== m.seq) return;
+    if (f.ackedSentTick === null || m.seq > f.ackedSentTick) f.ackedSentTick = m.seq;
+    r.phase = "copy";
+    r.lastProgressTick = this.now;
+    for (let i = 0; i < this.regionVersions.length; i++) {
+      const theirs = m.regionVersions[i];
+      const mine = this.regionVersions[i];
+      assert(mine !== undefined);
+      if (theirs === undefined || !versionEquals(theirs, mine)) r.todo.push(i);
+    }
+    r.regionsTotal = r.todo.length;
+    f.matchLsn = r.snapshot.lsn;
+    f.nextLsn = asLsn(r.snapshot.lsn + 1);
+    f.lastProgressTick = this.now;
+    this.trace("region resync copies", { follower: f.node, regions: r.todo.length, of: this.regionVersions.length });
+    this.sendAppends(p, f, true);
+    this.pumpResync(p, f);
+  }
+
+  private pumpResync(p: PrimarySession, f: Follower): void {
+    const r = f.resync;
+    if (r === null || r.phase !== "copy") return;
+    if (this.bugs.resyncMarkEarly && r.todo.length + r.inFlight.size > 0 && r.inFlight.size === 0 && r.regionsTotal > 0) {
+      this.send(f.node, { type: "resyncDone", epoch: p.epoch, snapshot: r.snapshot });
+    }
+    while (r.inFlight.size < this.regionsInFlightMax && r.todo.length > 0) {
+      const region = r.todo.shift();
+      assert(region !== undefined);
+      r.inFlight.add(region);
+      this.out.push({ type: "sendRegion", to: f.node, epoch: p.epoch, region });
+    }
+    if (r.todo.length === 0 && r.inFlight.size === 0) {
+      r.phase = "done";
+      this.send(f.node, { type: "resyncDone", epoch: p.epoch, snapshot: r.snapshot });
+    }
+  }
+
+  private onRegionReply(from: NodeId, m: RegionReply): void {
+    const p = this.primary;
+    const f = p?.followers.get(from);
+    if (p === undefined || p === null || f === undefined || m.epoch !== p.epoch || f.resync === null) return;
+    if (!f.resync.inFlight.delete(m.region)) return;
+    f.resync.lastProgressTick = this.now;
+    this.pumpResync(p, f);
+  }
+
+  private onResyncDoneReply(from: NodeId, m: ResyncDoneReply): void {
+    const p = this.primary;
+    const f = p?.followers.get(from);
+    if (p === undefined || p === null || f === undefined || m.epoch !== p.epoch || f.resync === null) return;
+    if (!versionEquals(f.resync.snapshot, m.snapshot)) return;
+    this.trace("follower resynced", { follower: from, regions: f.resync.regionsTotal });
+    f.resync = null;
+    f.consistent = true;
+  }
+
+  private onTick(): void {
+    const p = this.primary;
+    if (p === null) return;
+    if (p.phase !== "active" && this.now >= p.mountDeadline) {
+      this.primary = null;
+      return this.fail(p.mountReqId, "NO_QUORUM", `Mount of ${this.config.name} found fewer than ${this.quorum} replicas able to promise in time`);
+    }
+    if (p.phase === "promising" && this.now - p.promiseSentTick >= this.timing.resendTicks) this.sendPromises(p, false);
+    if (p.phase === "fetching" && p.base !== null && this.now - p.promiseSentTick >= this.timing.resendTicks) {
+      p.promiseSentTick = this.now;
+      this.send(p.base, { type: "fetch", epoch: p.epoch, fromLsn: asLsn(Math.min(this.commitLsn, this.log.head().lsn) + 1) });
+    }
+    if (p.phase !== "mounting" && p.phase !== "active") return;
+    for (const f of p.followers.values()) {
+      const r = f.resync;
+      if (r !== null && this.now - r.lastProgressTick >= this.timing.resendTicks * 4) {
+        // A lost message or a restarted target: start the resync again (it is idempotent).
+        f.resync = null;
+        f.nextLsn = asLsn(0);
+        this.beginResync(p, f);
+        continue;
+      }
+      if (f.nextLsn - 1 > f.matchLsn && this.now - f.lastProgressTick >= this.timing.resendTicks) {
+        f.nextLsn = asLsn(f.matchLsn + 1);
+        f.lastProgressTick = this.now;
+      }
+      if (this.now - f.lastSendTick >= this.timing.heartbeatTicks) this.sendAppends(p, f, true);
+    }
+    for (const w of p.pendingWrites) {
+      if (this.now >= w.deadline) this.fail(w.reqId, "NO_QUORUM", `Write to ${this.config.name} was not replicated to ${this.quorum} replicas in time: it may or may not have been written`);
+    }
+    removeWhere(p.pendingWrites, (w) => this.now >= w.deadline);
+    for (const r of p.pendingReads) {
+      if (this.now >= r.deadline) this.fail(r.reqId, "NO_QUORUM", `Read of ${this.config.name} could not confirm its lease in time`);
+    }
+    removeWhere(p.pendingReads, (r) => this.now >= r.deadline);
+  }
+
+  private advancePrimary(): void {
+    const p = this.primary;
+    if (p === null || (p.phase !== "mounting" && p.phase !== "active")) return;
+    const voters: number[] = [this.logDurableLsn];
+    for (const f of p.followers.values()) {
+      if ((f.consistent && f.resync === null) || this.bugs.countInconsistent) voters.push(f.matchLsn);
+    }
+    const commit = commitPoint(voters, this.quorum, this.commitLsn, (lsn) => this.log.versionAt(lsn)?.epoch ?? null, p.epoch);
+    // Followers learn the commit point from the next append or heartbeat.
+    if (commit > this.commitLsn) this.commitLsn = commit;
+    const ready = this.leaseValid(p) && this.now >= p.leaseWaitUntil;
+    if (p.phase === "mounting" && this.commitLsn >= p.mountStartLsn && ready) {
+      p.phase = "active";
+      this.trace("mounted", { clientId: p.clientId, mountStartLsn: p.mountStartLsn });
+      this.out.push({ type: "reply", reqId: p.mountReqId, result: { ok: true, epoch: p.epoch, blockCount: this.config.blockCount, blockSize: this.config.blockSize } });
+    }
+    if (p.phase !== "active" || !ready) return;
+    const ackThrough = this.bugs.ackBeforeQuorum ? this.logDurableLsn : this.commitLsn;
+    for (const w of p.pendingWrites) {
+      if (w.lsn <= ackThrough) this.out.push({ type: "reply", reqId: w.reqId, result: { ok: true, epoch: p.epoch, lsn: w.lsn } });
+    }
+    removeWhere(p.pendingWrites, (w) => w.lsn <= ackThrough);
+    // Linearizable reads: served under the lease, once every write they
+    // could observe is committed; committed records not yet applied are laid
+    // over the block data.
+    removeWhere(p.pendingReads, (r) => {
+      if (r.dependsOnLsn > this.commitLsn) return false;
+      const overlay = this.log.slice(asLsn(this.appliedLsn + 1), this.commitLsn).filter((x) => touches(x, r.req.block, r.req.blockCount));
+      this.out.push({ type: "readBlocks", reqId: r.reqId, block: r.req.block, blockCount: r.req.blockCount, overlay });
+      return true;
+    });
+  }
+
+  /** Applies a changed replica set (replace, issue 5); kept minimal for now. */
+  configuration(): VolumeConfig {
+    return this.config;
+  }
+}
+
+function removeWhere<T>(xs: T[], pred: (x: T) => boolean): void {
+  let j = 0;
+  for (const x of xs) if (!pred(x)) xs[j++] = x;
+  xs.length = j;
+}
