@@ -27,6 +27,13 @@ export interface PromiseGranted {
   readonly consistent: boolean;
   readonly unsurePastHead: boolean;
   /**
+   * What this replica vouches for: every committed record it acknowledged
+   * is in its history at or before this version. Its durable head when
+   * consistent; when inconsistent, the point its log reached while it was
+   * still consistent (acknowledgements since then never counted toward W).
+   */
+  readonly witnessHead: Version;
+  /**
    * Ticks (on the replica's clock) since it last answered a primary of an
    * older epoch, or null if never since it started without a promise. A lease
    * the old primary held through this replica ran out at most a lease after that.
@@ -47,6 +54,8 @@ export interface FetchRequest {
   readonly epoch: Epoch;
   /** First lsn wanted; the candidate holds everything before it in common with the base. */
   readonly fromLsn: Lsn;
+  /** Last lsn wanted; null for everything up to the durable head. */
+  readonly toLsn: Lsn | null;
 }
 
 export interface FetchReply {
@@ -55,7 +64,7 @@ export interface FetchReply {
   /** Version of the record just before the first one sent. */
   readonly prev: Version;
   readonly records: readonly LogRecord[];
-  /** False if the base no longer retains fromLsn. */
+  /** False if the peer no longer retains fromLsn; `prev` is then its log's base. */
   readonly retained: boolean;
   readonly head: Version;
 }
@@ -83,7 +92,12 @@ export interface AppendReply {
   readonly consistent: boolean;
 }
 
-/** Start of a region resync: the target drops its log and takes `snapshot` as its head. */
+/**
+ * Start of a region resync from `snapshot` (a committed version, at least the
+ * target's commit point): the target drops its records up to the snapshot,
+ * keeps the ones after it if its log holds the snapshot (else drops all: they
+ * diverge), and marks itself inconsistent.
+ */
 export interface ResyncBegin {
   readonly type: "resyncBegin";
   readonly epoch: Epoch;
@@ -97,6 +111,8 @@ export interface ResyncBeginReply {
   readonly epoch: Epoch;
   readonly seq: number;
   readonly snapshot: Version;
+  /** Where the target's log now starts: the snapshot, or its own base if that is later. */
+  readonly effectiveSnapshot: Version;
   /** The target's region versions at the moment it reset, before it applied anything new. */
   readonly regionVersions: readonly Version[];
 }
@@ -228,7 +244,14 @@ export type CoreAction =
   | { readonly type: "persistSuperblock"; readonly patch: SuperblockPatch; readonly token: DurableToken }
   | { readonly type: "appendLog"; readonly records: readonly LogRecord[]; readonly token: DurableToken }
   | { readonly type: "truncateLog"; readonly afterLsn: Lsn; readonly token: DurableToken }
-  | { readonly type: "resetLogForResync"; readonly snapshot: Version; readonly sessions: readonly ClientSession[]; readonly token: DurableToken }
+  | {
+      readonly type: "resetLogForResync";
+      readonly snapshot: Version;
+      readonly sessions: readonly ClientSession[];
+      /** Kept durably while inconsistent: see PromiseGranted.witnessHead. */
+      readonly consistentThrough: Version;
+      readonly token: DurableToken;
+    }
   | { readonly type: "installRegion"; readonly region: number; readonly data: Uint8Array; readonly version: Version; readonly copiedAt: Lsn; readonly token: DurableToken }
   /** Make applied data durable, then mark the replica consistent. */
   | { readonly type: "markConsistent"; readonly token: DurableToken }

@@ -39,34 +39,48 @@ export interface PromiseInfo {
   readonly head: Version;
   readonly consistent: boolean;
   readonly unsurePastHead: boolean;
+  /** See PromiseGranted.witnessHead. */
+  readonly witnessHead: Version;
+}
+
+/** What a promiser's log is trusted up to: its head, or its witness head while inconsistent. */
+export function trustedHead(p: PromiseInfo): Version {
+  return p.consistent ? p.head : p.witnessHead;
+}
+
+export interface BaseChoice {
+  /** The promiser whose log the mount takes, up to `target`. */
+  readonly source: PromiseInfo;
+  /** The head of the history the mount continues. */
+  readonly target: Version;
 }
 
 /**
- * Rule 2 with protocol-aware recovery: the base is the consistent promiser
- * with the greatest head; it is safe only if enough promisers that are sure
- * of their log (not cut at recovery) have a head no greater than the base's
- * that every possible write quorum meets one of them: then any committed
- * record is in the base. Returns null when more promises are needed.
+ * Rule 2 with protocol-aware recovery. Committed records are acknowledged
+ * by W replicas that were consistent when they acknowledged. The history a
+ * mount continues is the most up-to-date trusted log among its promisers
+ * (Raft's vote rule): a consistent replica's log up to its head, an
+ * inconsistent one's up to its witness head (what it took while still
+ * consistent; nothing after that ever counted toward W). That history holds
+ * every committed record if every possible write quorum meets a witness: a
+ * promiser sure of its log (not cut at recovery) whose witness head is no
+ * greater than the target. So N - W + 1 witnesses are needed. Returns null
+ * when more promises are needed.
  */
 export function chooseBase(
   promises: readonly PromiseInfo[],
   replicaCount: number,
   quorum: number,
   preferred: NodeId,
-): PromiseInfo | null {
+): BaseChoice | null {
   if (promises.length < quorum) return null;
-  let base: PromiseInfo | null = null;
+  let source: PromiseInfo | null = null;
   for (const p of promises) {
-    if (!p.consistent) continue;
-    if (base === null) {
-      base = p;
-      continue;
-    }
-    const c = compareVersion(p.head, base.head);
-    if (c > 0 || (c === 0 && p.node === preferred)) base = p;
+    const c = source === null ? 1 : compareVersion(trustedHead(p), trustedHead(source));
+    if (c > 0 || (c === 0 && p.node === preferred)) source = p;
   }
-  if (base === null) return null;
-  const b = base;
-  const witnesses = promises.filter((p) => !p.unsurePastHead && compareVersion(p.head, b.head) <= 0).length;
-  return witnesses >= replicaCount - quorum + 1 ? base : null;
+  if (source === null) return null;
+  const target = trustedHead(source);
+  const witnesses = promises.filter((p) => !p.unsurePastHead && compareVersion(p.witnessHead, target) <= 0).length;
+  return witnesses >= replicaCount - quorum + 1 ? { source, target } : null;
 }

@@ -41,7 +41,7 @@ import type {
   SuperblockPatch,
   WriteRequest,
 } from "./messages.js";
-import { chooseBase, commitPoint, leaseStart } from "./quorum.js";
+import { chooseBase, commitPoint, leaseStart, trustedHead } from "./quorum.js";
 import { foldSessions, type ClientSession } from "./session.js";
 import {
   asEpoch,
@@ -49,6 +49,8 @@ import {
   compareVersion,
   formatVersion,
   recordVersion,
+  REGION_DIRTY,
+  VERSION_ZERO,
   versionEquals,
   writeQuorum,
   type ClientId,
@@ -120,6 +122,8 @@ export interface ReplicaCoreOptions {
   readonly logRetainedBytesMax?: number;
   readonly sessionsMax?: number;
   readonly regionsInFlightMax?: number;
+  /** Resync throttle: at least this long between two region copies a primary starts (0: unthrottled). */
+  readonly resyncRegionIntervalTicks?: number;
   readonly appendRecordsPerMessageMax?: number;
   readonly appendRecordsInFlightMax?: number;
   readonly testOnlyPlantedBugs?: TestOnlyPlantedBugs;
@@ -130,6 +134,8 @@ export interface RecoveredReplica {
   readonly promisedEpoch: Epoch;
   readonly commitLsn: Lsn;
   readonly consistent: boolean;
+  /** While inconsistent: the version its log reached while it was consistent. */
+  readonly consistentThrough: Version | null;
   readonly unsurePastHead: boolean;
   readonly sessions: readonly ClientSession[];
   readonly logBase: Version;
@@ -145,6 +151,10 @@ type PrimaryPhase = "promising" | "fetching" | "mounting" | "active";
 interface ResyncProgress {
   phase: "begin" | "copy" | "done";
   readonly snapshot: Version;
+  /** Where the target's log starts; regions are compared and copied once this primary applied through it. */
+  effective: Version;
+  /** The target's region versions when it reset; compared once this primary applied through `effective`. */
+  theirVersions: readonly Version[] | null;
   readonly seq: number;
   todo: number[];
   readonly inFlight: Set<number>;
@@ -156,6 +166,14 @@ interface Follower {
   readonly node: NodeId;
   nextLsn: Lsn;
   matchLsn: Lsn;
+  /** The follower's commit point as it last said. */
+  reportedCommitLsn: Lsn;
+  /**
+   * Where a resend starts when the follower stops answering: the last point
+   * that evidence supports (the first probe, a mismatch answer, an ack),
+   * never lower, so silence alone never sends a follower into a resync.
+   */
+  resendFromLsn: Lsn;
   consistent: boolean;
   /** Send time of the latest message this follower answered in our epoch (lease). */
   ackedSentTick: number | null;
@@ -190,6 +208,12 @@ interface PrimarySession {
   readonly promises: Map<NodeId, PromiseGranted>;
   readonly refusedBusy: Set<NodeId>;
   base: NodeId | null;
+  /** The head of the history this mount continues (the base's trusted head). */
+  baseTarget: Version;
+  /** The fetch under way while catching up from the base (rule 2). */
+  fetch: { readonly node: NodeId; readonly fromLsn: Lsn; readonly toLsn: Lsn | null } | null;
+  /** After fetching committed records from a helper: the lsn to fetch from the base on. */
+  fetchThen: Lsn | null;
   leaseWaitUntil: number;
   mountStartLsn: Lsn;
   readonly followers: Map<NodeId, Follower>;
@@ -197,8 +221,17 @@ interface PrimarySession {
   readonly pendingReads: PendingRead[];
   /** clientSeq -> lsn of writes sequenced in this epoch (drops retransmits). */
   readonly seqLsn: Map<number, Lsn>;
-  /** The mounting client's highest clientSeq already in the history when the mount began. */
-  lastSeqAtMount: number;
+  /**
+   * The mounting client's writes already in the history when the mount
+   * began: the clientSeqs in the retained log, and the highest one among
+   * records trimmed from it. A replayed write found here is not written
+   * again. Sound because a client's requests reach a primary over one
+   * stream, in order, and a stream that loses a message delivers nothing
+   * after it: a write is never in the history while an earlier write of the
+   * same client that it still replays is not.
+   */
+  seqsAtMount: ReadonlySet<number>;
+  trimmedSeqMax: number;
 }
 
 interface PendingReply {
@@ -226,12 +259,20 @@ export class ReplicaCore {
   private config: VolumeConfig;
   private readonly timing: CoreTiming;
   private readonly bugs: TestOnlyPlantedBugs;
+  /**
+   * Whether the guards against the planted bugs are on: always, unless a
+   * test planted a bug (an implementation with the bug lacks its guard, and
+   * the simulator's checker must see what the bug does).
+   */
+  private readonly guarded: boolean;
   private readonly quorum: number;
   private readonly regionBlocks: number;
   private readonly retainedRecordsMax: number;
   private readonly retainedBytesMax: number;
   private readonly sessionsMax: number;
   private readonly regionsInFlightMax: number;
+  private readonly resyncRegionIntervalTicks: number;
+  private lastRegionSentTick = -Infinity;
   private readonly recordsPerMessageMax: number;
   private readonly recordsInFlightMax: number;
 
@@ -244,6 +285,8 @@ export class ReplicaCore {
   private promiseDurableEpoch: Epoch;
   private commitLsn: Lsn;
   private consistent: boolean;
+  /** While inconsistent: see PromiseGranted.witnessHead. Durable. */
+  private consistentThrough: Version | null;
   private unsurePastHead: boolean;
   private sessions: ClientSession[];
   private readonly log: RecordLog;
@@ -259,6 +302,8 @@ export class ReplicaCore {
   private released = false;
   private grantSinceOlder: number | null = null;
   private resyncSnapshot: Version | null = null;
+  /** Regions copied in since the current region resync began (their versions are real). */
+  private readonly regionsInstalled = new Set<number>();
   private readonly deferredInstalls: DeferredInstall[] = [];
   private readonly pendingReplies: PendingReply[] = [];
   private readonly pendingLogOps: PendingLogOp[] = [];
@@ -272,12 +317,14 @@ export class ReplicaCore {
     this.config = options.config;
     this.timing = options.timing ?? DEFAULT_TIMING;
     this.bugs = options.testOnlyPlantedBugs ?? {};
+    this.guarded = !Object.values(this.bugs).some((on) => on === true);
     this.quorum = writeQuorum(options.config.replicas.length);
     this.regionBlocks = options.regionBlocks ?? limits.regionBlocks;
     this.retainedRecordsMax = options.logRetainedRecordsMax ?? limits.logRetainedRecordsMax;
     this.retainedBytesMax = options.logRetainedBytesMax ?? limits.logRetainedBytesMax;
     this.sessionsMax = options.sessionsMax ?? 64;
     this.regionsInFlightMax = options.regionsInFlightMax ?? 2;
+    this.resyncRegionIntervalTicks = options.resyncRegionIntervalTicks ?? 0;
     this.recordsPerMessageMax = options.appendRecordsPerMessageMax ?? limits.appendRecordsPerMessageMax;
     this.recordsInFlightMax = options.appendRecordsInFlightMax ?? limits.appendRecordsInFlightMax;
     assert(options.config.replicas.includes(options.nodeId), `Node ${options.nodeId} holds no replica of ${options.config.name}`);
@@ -288,6 +335,7 @@ export class ReplicaCore {
     this.promiseDurableEpoch = recovered.promisedEpoch;
     this.commitLsn = recovered.commitLsn;
     this.consistent = recovered.consistent;
+    this.consistentThrough = recovered.consistent ? null : (recovered.consistentThrough ?? recovered.logBase);
     this.unsurePastHead = recovered.unsurePastHead;
     this.sessions = [...recovered.sessions];
     this.log = new RecordLog(recovered.logBase, recovered.records);
@@ -321,7 +369,7 @@ export class ReplicaCore {
     return {
       promisedEpoch: this.promisedEpoch,
       head: this.log.head(),
-      durableHead: this.durableHead(),
+      durableHead: this.resetPending() ? this.log.baseVersion() : this.durableHead(),
       commitLsn: this.commitLsn,
       appliedLsn: this.appliedLsn,
       consistent: this.consistent,
@@ -428,7 +476,19 @@ export class ReplicaCore {
     this.out.push(make(token));
   }
 
+  private witnessHead(): Version {
+    const head = this.durableHead();
+    if (this.consistent || this.consistentThrough === null) return head;
+    return compareVersion(this.consistentThrough, head) <= 0 ? this.consistentThrough : head;
+  }
+
+  /** Whether a region resync's log reset is not yet durable: nothing is answered meanwhile. */
+  private resetPending(): boolean {
+    return this.logDurableLsn < this.log.baseVersion().lsn;
+  }
+
   private durableHead(): Version {
+    assert(!this.resetPending(), "No durable head is claimed while a log reset is pending");
     const v = this.log.versionAt(this.logDurableLsn);
     assert(v !== null, `Durable lsn ${this.logDurableLsn} is in the log`);
     return v;
@@ -439,6 +499,7 @@ export class ReplicaCore {
   }
 
   private flushReplies(): void {
+    if (this.resetPending()) return;
     for (let i = 0; i < this.pendingReplies.length; ) {
       const r = this.pendingReplies[i];
       assert(r !== undefined);
@@ -465,7 +526,9 @@ export class ReplicaCore {
     if (r.kind === "mountStart") return;
     const first = this.regionOf(r.block);
     const last = this.regionOf(r.block + r.blockCount - 1);
-    for (let i = first; i <= last; i++) this.regionVersions[i] = recordVersion(r);
+    for (let i = first; i <= last; i++) {
+      this.regionVersions[i] = this.consistent || this.regionsInstalled.has(i) ? recordVersion(r) : REGION_DIRTY;
+    }
   }
 
   private applyCommitted(): void {
@@ -562,6 +625,13 @@ export class ReplicaCore {
       this.adoptEpoch(epoch, from, null);
       this.persistSuperblock({ promisedEpoch: epoch }, () => this.promiseDurable(epoch));
     }
+    const p = this.primary;
+    if (p !== null && p.epoch === epoch && from !== this.nodeId) {
+      // Another node is the primary of this epoch (it won it): this node's
+      // own candidacy for the same epoch cannot win. Raft: a candidate that
+      // hears from the leader of its term becomes a follower.
+      this.stepDown("VOLUME_BUSY", `${from} is the primary of epoch ${epoch} of ${this.config.name}`);
+    }
     if (epoch === this.promisedEpoch) {
       this.lastPrimaryAnswerTick = this.now;
       this.released = false;
@@ -595,6 +665,7 @@ export class ReplicaCore {
         commitLsn: this.commitLsn,
         consistent: this.consistent,
         unsurePastHead: this.unsurePastHead,
+        witnessHead: this.witnessHead(),
         sinceOlderLeaseTicks: this.grantSinceOlder,
       }));
     if (m.epoch === this.promisedEpoch && this.promisedTo === from) return grant(); // a retransmission
@@ -615,6 +686,7 @@ export class ReplicaCore {
       if (m.epoch < this.promisedEpoch) this.send(from, { type: "stale", epoch: m.epoch, promisedEpoch: this.promisedEpoch });
       return;
     }
+    if (this.resetPending()) return; // the candidate asks again
     const prev = this.log.versionAt(asLsn(m.fromLsn - 1));
     const durable = this.logDurableLsn;
     if (prev === null || m.fromLsn - 1 > durable) {
@@ -622,7 +694,7 @@ export class ReplicaCore {
       return;
     }
     // Only durable records: the candidate adopts this log as the truth.
-    const records = this.log.slice(m.fromLsn, durable);
+    const records = this.log.slice(m.fromLsn, m.toLsn === null ? durable : asLsn(Math.min(m.toLsn, durable)));
     this.send(from, { type: "fetchReply", epoch: m.epoch, prev, records, retained: true, head: this.durableHead() } satisfies FetchReply);
   }
 
@@ -663,13 +735,16 @@ export class ReplicaCore {
       if (mine !== undefined) {
         // A divergent tail left by a dead mount: dropped from the log, never
         // undone on the data (rule 6), since it was never applied.
-        if (!this.bugs.applyUncommitted) {
+        // (An implementation with a planted bug lacks the guard against it, so
+        // that the simulator's checker sees what the bug does.)
+        if (this.guarded) {
           assert(r.lsn > this.appliedLsn, `Divergent record ${formatVersion(recordVersion(mine))} was applied`);
           assert(r.lsn > this.commitLsn, `Divergent record ${formatVersion(recordVersion(mine))} was committed`);
         }
         const to = asLsn(r.lsn - 1);
         this.log.truncateAfter(to);
         if (this.appliedLsn > to) this.appliedLsn = to;
+        if (this.consistentThrough !== null && this.consistentThrough.lsn > to) this.consistentThrough = this.log.head();
         this.trace("log truncated", { afterLsn: to });
         this.logOp(to, (token) => ({ type: "truncateLog", afterLsn: to, token }));
       }
@@ -696,21 +771,49 @@ export class ReplicaCore {
   private onResyncBegin(from: NodeId, m: ResyncBegin): void {
     if (!this.admitPrimaryMessage(from, m.epoch)) return;
     const epoch = m.epoch;
-    const snapshot = m.snapshot;
-    if (!this.bugs.applyUncommitted) assert(this.appliedLsn <= snapshot.lsn || this.log.holds(snapshot), "A resync snapshot is not behind what this replica applied");
     const regionVersions = [...this.regionVersions];
+    // Records up to the snapshot go (the regions bring them); records after
+    // it stay when this log holds the snapshot: they may be acknowledged
+    // writes, and a replica never forgets one it acknowledged. If this log
+    // does not hold the snapshot, everything after it diverges and goes. A
+    // log that starts after the snapshot keeps all of itself.
+    const base = this.log.baseVersion();
+    const effective = m.snapshot.lsn < base.lsn ? base : m.snapshot;
+    // First apply what is committed and held durably: a record this replica
+    // holds is never dropped unapplied (the snapshot is committed, so every
+    // record up to it that this log holds is committed too).
+    const holdsSnapshot = this.log.holds(effective);
+    if (holdsSnapshot && this.commitLsn < effective.lsn) this.commitLsn = effective.lsn;
+    this.applyCommitted();
+    // What this replica vouches for from now on: what it acknowledged while
+    // consistent, which its log keeps when it holds the snapshot.
+    const through = this.consistent ? this.log.head() : (this.consistentThrough ?? effective);
+    const consistentThrough = holdsSnapshot && compareVersion(through, effective) > 0 ? through : effective;
+    const sessions = effective === m.snapshot ? [...m.sessions] : this.sessions;
+    if (this.log.holds(effective)) this.sessions = foldSessions(sessions, this.log.trimThrough(effective.lsn), this.sessionsMax);
+    else {
+      this.log.reset(effective);
+      this.sessions = sessions;
+    }
+    // Applying again from the snapshot is safe: every record sets whole blocks.
+    this.appliedLsn = effective.lsn;
+    if (this.commitLsn < effective.lsn) this.commitLsn = effective.lsn;
     this.consistent = false;
-    this.resyncSnapshot = snapshot;
+    this.consistentThrough = consistentThrough;
+    this.resyncSnapshot = m.snapshot;
     this.deferredInstalls.length = 0;
-    this.log.reset(snapshot);
-    this.appliedLsn = snapshot.lsn;
-    if (this.commitLsn < snapshot.lsn) this.commitLsn = snapshot.lsn;
-    this.sessions = [...m.sessions];
-    this.trace("region resync begins", { snapshot: formatVersion(snapshot) });
-    this.logOp(snapshot.lsn, (token) => ({ type: "resetLogForResync", snapshot, sessions: m.sessions, token }), () => {
-      this.logDurableLsn = asLsn(Math.max(this.logDurableLsn, snapshot.lsn));
-    });
-    this.replyWhenDurable(from, epoch, snapshot.lsn, () => ({ type: "resyncBeginReply", epoch, seq: m.seq, snapshot, regionVersions }) satisfies ResyncBeginReply);
+    this.regionsInstalled.clear();
+    this.trace("region resync begins", { snapshot: formatVersion(m.snapshot), logFrom: formatVersion(effective), kept: this.log.length() });
+    const persisted = this.sessions;
+    this.logOp(effective.lsn, (token) => ({ type: "resetLogForResync", snapshot: effective, sessions: persisted, consistentThrough, token }));
+    this.replyWhenDurable(from, epoch, effective.lsn, () => ({
+      type: "resyncBeginReply",
+      epoch,
+      seq: m.seq,
+      snapshot: m.snapshot,
+      effectiveSnapshot: effective,
+      regionVersions,
+    }) satisfies ResyncBeginReply);
   }
 
   private onRegion(from: NodeId, m: RegionCopy): void {
@@ -740,6 +843,7 @@ export class ReplicaCore {
         if (touches(r, first, this.regionBlocks)) version = recordVersion(r);
       }
       this.regionVersions[msg.region] = version;
+      this.regionsInstalled.add(msg.region);
       const token = this.token(() => this.send(from, { type: "regionReply", epoch: msg.epoch, region: msg.region } satisfies RegionReply));
       this.out.push({ type: "installRegion", region: msg.region, data: msg.data, version: msg.version, copiedAt: msg.copiedAt, token });
     }
@@ -756,6 +860,7 @@ export class ReplicaCore {
       token: this.token(() => {
         if (this.resyncSnapshot === null || !versionEquals(this.resyncSnapshot, m.snapshot)) return;
         this.consistent = true;
+        this.consistentThrough = null;
         this.resyncSnapshot = null;
         this.trace("region resync done: consistent");
         done();
@@ -819,13 +924,17 @@ export class ReplicaCore {
       promises: new Map(),
       refusedBusy: new Set(),
       base: null,
+      baseTarget: VERSION_ZERO,
+      fetch: null,
+      fetchThen: null,
       leaseWaitUntil: Infinity,
       mountStartLsn: asLsn(0),
       followers: new Map(),
       pendingWrites: [],
       pendingReads: [],
       seqLsn: new Map(),
-      lastSeqAtMount: 0,
+      seqsAtMount: new Set(),
+      trimmedSeqMax: 0,
     };
     this.primary = session;
     this.trace("mount begins", { candidate: this.nodeId, clientId: req.clientId, takeover: req.takeover });
@@ -852,6 +961,10 @@ export class ReplicaCore {
       this.primary = null;
       return this.fail(p.mountReqId, "NO_QUORUM", `Mount of ${this.config.name} lost ${p.promiseRound} promise rounds to other mounts: try again`);
     }
+    if (!this.consistent) {
+      this.primary = null;
+      return this.fail(p.mountReqId, "NO_QUORUM", `The replica of ${this.config.name} on ${this.nodeId} is resyncing: mount through another replica`);
+    }
     p.epoch = asEpoch(Math.max(seenEpoch, this.promisedEpoch) + 1);
     this.sendPromises(p, true);
   }
@@ -874,12 +987,21 @@ export class ReplicaCore {
 
   private tryChooseBase(p: PrimarySession): void {
     if (!p.promises.has(this.nodeId)) return;
-    const infos = [...p.promises.entries()].map(([node, g]) => ({ node, head: g.head, consistent: g.consistent, unsurePastHead: g.unsurePastHead }));
-    let base = chooseBase(infos, this.config.replicas.length, this.quorum, this.nodeId);
+    const infos = [...p.promises.entries()].map(([node, g]) => ({
+      node,
+      head: g.head,
+      consistent: g.consistent,
+      unsurePastHead: g.unsurePastHead,
+      witnessHead: g.witnessHead,
+    }));
+    let choice = chooseBase(infos, this.config.replicas.length, this.quorum, this.nodeId);
     if (this.bugs.baseAnyReplica && infos.length >= this.quorum) {
-      base = infos.reduce((a, b) => (compareVersion(a.head, b.head) <= 0 ? a : b));
+      const source = infos.reduce((a, b) => (compareVersion(trustedHead(a), trustedHead(b)) <= 0 ? a : b));
+      choice = { source, target: trustedHead(source) };
     }
-    if (base === null) return;
+    if (choice === null) return;
+    const base = choice.source;
+    const target = choice.target;
     // Every lease this mount may cut short runs out before it acknowledges.
     const d = this.timing.driftPermille / 1000;
     let wait = 0;
@@ -889,33 +1011,100 @@ export class ReplicaCore {
     }
     p.leaseWaitUntil = this.bugs.noLeaseWait ? this.now : this.now + Math.ceil(wait);
     p.base = base.node;
-    this.trace("base chosen", { base: base.node, head: formatVersion(base.head), promises: infos.length, leaseWaitTicks: Math.ceil(wait) });
-    if (base.node === this.nodeId || versionEquals(base.head, this.durableHead())) return this.appendMountStart(p);
+    p.baseTarget = target;
+    this.trace("base chosen", { base: base.node, head: formatVersion(target), promises: infos.length, leaseWaitTicks: Math.ceil(wait) });
+    if (base.node === this.nodeId) return this.appendMountStart(p);
+    if (!this.resetPending() && versionEquals(target, this.durableHead())) return this.appendMountStart(p);
     p.phase = "fetching";
-    this.send(base.node, { type: "fetch", epoch: p.epoch, fromLsn: asLsn(Math.min(this.commitLsn, this.log.head().lsn) + 1) });
+    this.fetchFrom(p, base.node, asLsn(Math.min(this.commitLsn, this.log.head().lsn) + 1), target.lsn);
+  }
+
+  private fetchFrom(p: PrimarySession, node: NodeId, fromLsn: Lsn, toLsn: Lsn | null): void {
+    p.fetch = { node, fromLsn, toLsn };
+    p.promiseSentTick = this.now;
+    this.send(node, { type: "fetch", epoch: p.epoch, fromLsn, toLsn });
+  }
+
+  private failFetch(p: PrimarySession): void {
+    // Redirect the client to a consistent promiser that knows the most.
+    let best: NodeId | undefined;
+    let bestCommit = -1;
+    for (const [node, g] of p.promises) {
+      if (node !== this.nodeId && g.consistent && g.commitLsn > bestCommit) {
+        best = node;
+        bestCommit = g.commitLsn;
+      }
+    }
+    this.primary = null;
+    const where = best === undefined ? "try another replica" : `mount through ${best}`;
+    this.fail(p.mountReqId, "NO_QUORUM", `The replica on ${this.nodeId} is too far behind to coordinate ${this.config.name}: ${where}`, best);
   }
 
   private onFetchReply(from: NodeId, m: FetchReply): void {
     const p = this.primary;
-    if (p === null || p.phase !== "fetching" || m.epoch !== p.epoch || from !== p.base) return;
-    if (!m.retained || !(this.log.holds(m.prev) || m.prev.lsn < this.log.baseVersion().lsn)) {
-      this.primary = null;
-      return this.fail(p.mountReqId, "NO_QUORUM", `The replica on ${this.nodeId} is too far behind to coordinate ${this.config.name}: mount through ${from}`, from);
+    if (p === null || p.phase !== "fetching" || m.epoch !== p.epoch || p.fetch === null || from !== p.fetch.node) return;
+    const baseNode = p.base;
+    assert(baseNode !== null);
+    const fromBase = from === baseNode;
+    if (!m.retained) {
+      // The peer's log starts after what we need (m.prev is its base).
+      if (!fromBase) return this.failFetch(p);
+      if (this.holdsOrBelowBase(m.prev)) return this.fetchFrom(p, from, asLsn(m.prev.lsn + 1), p.baseTarget.lsn);
+      // Committed records up to the base's log start come from a peer that
+      // knows them to be committed, the rest from the base.
+      let helper: NodeId | null = null;
+      let helperCommit = -1;
+      for (const [node, g] of p.promises) {
+        if (node !== this.nodeId && node !== from && g.commitLsn >= m.prev.lsn && g.commitLsn > helperCommit) {
+          helper = node;
+          helperCommit = g.commitLsn;
+        }
+      }
+      if (helper === null) return this.failFetch(p);
+      p.fetchThen = asLsn(m.prev.lsn + 1);
+      return this.fetchFrom(p, helper, p.fetch.fromLsn, m.prev.lsn);
     }
-    // Adopt the base's log: drop our divergent tail, take its records.
-    const fromLsn = asLsn(m.prev.lsn + 1);
+    if (!this.holdsOrBelowBase(m.prev)) return this.failFetch(p);
+    if (fromBase && compareVersion(m.head, p.baseTarget) < 0) {
+      // The base lost records since it promised (a crash cut its log): what
+      // it promised no longer holds. Start over with fresh promises.
+      this.primary = null;
+      return this.fail(p.mountReqId, "NO_QUORUM", `The base of this mount of ${this.config.name} (${from}) restarted with less than it promised: try again`);
+    }
+    this.adoptRecords(m.records, fromBase ? p.baseTarget : null);
+    if (!fromBase) {
+      const then = p.fetchThen;
+      assert(then !== null);
+      p.fetchThen = null;
+      return this.fetchFrom(p, baseNode, then, p.baseTarget.lsn);
+    }
+    assert(versionEquals(this.log.head(), p.baseTarget), `Caught up to the base's head ${formatVersion(p.baseTarget)}`);
+    this.appendMountStart(p);
+  }
+
+  private holdsOrBelowBase(v: Version): boolean {
+    return this.log.holds(v) || v.lsn < this.log.baseVersion().lsn;
+  }
+
+  /**
+   * Takes a peer's records into this candidate's log: records it holds are
+   * skipped, a divergent tail is cut at the first conflict (never below the
+   * commit point). With `peerHead`, the peer's log is the base: whatever this
+   * log holds past it is cut too.
+   */
+  private adoptRecords(records: readonly LogRecord[], peerHead: Version | null): void {
     const keep: LogRecord[] = [];
     let cut: Lsn | null = null;
-    for (const r of m.records) {
+    for (const r of records) {
       if (r.lsn <= this.log.baseVersion().lsn) continue;
-      const mine = this.log.get(r.lsn);
-      if (cut === null && mine !== undefined && mine.epoch === r.epoch) continue;
-      if (cut === null && mine !== undefined) cut = asLsn(r.lsn - 1);
+      const mine = keep.length === 0 ? this.log.get(r.lsn) : undefined;
+      if (mine !== undefined && mine.epoch === r.epoch) continue;
+      if (mine !== undefined) cut = asLsn(r.lsn - 1);
       keep.push(r);
     }
-    if (cut === null && m.head.lsn < this.log.head().lsn && m.head.lsn >= fromLsn - 1) cut = m.head.lsn;
+    if (cut === null && keep.length === 0 && peerHead !== null && peerHead.lsn < this.log.head().lsn) cut = peerHead.lsn;
     if (cut !== null) {
-      assert(cut >= this.commitLsn, "A fetch never cuts committed records");
+      if (this.guarded) assert(cut >= this.commitLsn, "A fetch never cuts committed records");
       const to = cut;
       this.log.truncateAfter(to);
       this.logOp(to, (token) => ({ type: "truncateLog", afterLsn: to, token }));
@@ -924,14 +1113,14 @@ export class ReplicaCore {
       this.log.append(keep);
       this.logOp(null, (token) => ({ type: "appendLog", records: keep, token }));
     }
-    assert(versionEquals(this.log.head(), m.head), `Caught up to the base's head ${formatVersion(m.head)}`);
-    this.appendMountStart(p);
   }
 
   private appendMountStart(p: PrimarySession): void {
+    // A primary serves reads from its own blocks: they must be complete.
+    assert(this.consistent, `A primary of ${this.config.name} is consistent`);
     p.phase = "mounting";
     const head = this.log.head();
-    p.lastSeqAtMount = this.lastClientSeq(p.clientId);
+    this.captureClientSeqs(p);
     const record: LogRecord = {
       epoch: p.epoch,
       lsn: asLsn(head.lsn + 1),
@@ -950,6 +1139,8 @@ export class ReplicaCore {
         node,
         nextLsn: record.lsn,
         matchLsn: asLsn(0),
+        reportedCommitLsn: g?.commitLsn ?? asLsn(0),
+        resendFromLsn: record.lsn,
         consistent: g?.consistent ?? false,
         ackedSentTick: g === undefined ? null : p.promiseSentTick,
         lastSendTick: -Infinity,
@@ -961,13 +1152,13 @@ export class ReplicaCore {
     this.trace("mount start appended", { lsn: record.lsn });
   }
 
-  private lastClientSeq(clientId: ClientId): number {
-    let seq = 0;
-    for (const s of this.sessions) if (s.clientId === clientId) seq = Math.max(seq, s.clientSeq);
+  private captureClientSeqs(p: PrimarySession): void {
+    for (const s of this.sessions) if (s.clientId === p.clientId) p.trimmedSeqMax = Math.max(p.trimmedSeqMax, s.clientSeq);
+    const seqs = new Set<number>();
     for (const r of this.log.slice(this.log.startLsn(), this.log.head().lsn)) {
-      if (r.kind !== "mountStart" && r.clientId === clientId) seq = Math.max(seq, r.clientSeq);
+      if (r.kind !== "mountStart" && r.clientId === p.clientId) seqs.add(r.clientSeq);
     }
-    return seq;
+    p.seqsAtMount = seqs;
   }
 
   private appendAsPrimary(p: PrimarySession, record: LogRecord): void {
@@ -994,7 +1185,7 @@ export class ReplicaCore {
     } else if (req.data !== null) {
       return this.fail(reqId, "INVALID_ARGUMENT", `A ${req.kind} request carries no data`);
     }
-    if (req.clientSeq <= p.lastSeqAtMount) {
+    if (req.clientSeq <= p.trimmedSeqMax || p.seqsAtMount.has(req.clientSeq)) {
       // A replay of a write the history already holds: committed with the mount start.
       this.out.push({ type: "reply", reqId, result: { ok: true, epoch: p.epoch, lsn: p.mountStartLsn } });
       return;
@@ -1109,12 +1300,14 @@ export class ReplicaCore {
     if (f === undefined) return;
     if (f.ackedSentTick === null || m.seq > f.ackedSentTick) f.ackedSentTick = m.seq;
     f.consistent = m.consistent;
+    if (m.commitLsn > f.reportedCommitLsn) f.reportedCommitLsn = m.commitLsn;
     if (!m.consistent && f.resync === null) return this.beginResync(p, f);
     if (m.ok) {
       if (m.matchLsn > f.matchLsn) {
         f.matchLsn = m.matchLsn;
         f.lastProgressTick = this.now;
       }
+      if (f.resendFromLsn < f.matchLsn + 1) f.resendFromLsn = asLsn(f.matchLsn + 1);
       if (f.nextLsn <= f.matchLsn) f.nextLsn = asLsn(f.matchLsn + 1);
       this.sendAppends(p, f, false);
       return;
@@ -1124,6 +1317,7 @@ export class ReplicaCore {
     // its commit point (committed history is the same everywhere).
     const next = this.log.holds(m.head) ? m.head.lsn + 1 : Math.min(m.commitLsn, m.head.lsn) + 1;
     f.nextLsn = asLsn(Math.max(next, 1));
+    f.resendFromLsn = f.nextLsn;
     if (f.matchLsn >= f.nextLsn) f.matchLsn = asLsn(f.nextLsn - 1);
     f.lastProgressTick = this.now;
     this.sendAppends(p, f, true);
@@ -1133,12 +1327,22 @@ export class ReplicaCore {
 
   private beginResync(p: PrimarySession, f: Follower): void {
     if (f.resync !== null && f.resync.phase === "begin" && this.now - f.resync.lastProgressTick < this.timing.resendTicks * 2) return;
-    const snapshot = this.log.versionAt(this.appliedLsn);
-    assert(snapshot !== null, "The applied point is in the log");
+    if (f.resync === null && f.consistent) {
+      // Resyncing makes a replica inconsistent. Keep W consistent replicas
+      // (this primary among them): the others wait their turn.
+      let consistent = 1;
+      for (const g of p.followers.values()) if (g !== f && g.consistent && g.resync === null) consistent++;
+      if (consistent < this.quorum) return;
+    }
+    // The snapshot is committed and at least the follower's commit point, so
+    // the follower never drops a record it may have acknowledged.
+    const snapshotLsn = asLsn(Math.max(this.appliedLsn, Math.min(f.reportedCommitLsn, this.log.head().lsn)));
+    const snapshot = this.log.versionAt(snapshotLsn);
+    assert(snapshot !== null, `The resync snapshot ${snapshotLsn} is in the log`);
     f.consistent = false;
-    f.resync = { phase: "begin", snapshot, seq: this.now, todo: [], inFlight: new Set(), regionsTotal: 0, lastProgressTick: this.now };
+    f.resync = { phase: "begin", snapshot, effective: snapshot, theirVersions: null, seq: this.now, todo: [], inFlight: new Set(), regionsTotal: 0, lastProgressTick: this.now };
     this.trace("region resync of a follower begins", { follower: f.node, snapshot: formatVersion(snapshot) });
-    const sessions = foldSessions(this.sessions, this.log.slice(this.log.startLsn(), this.appliedLsn), this.sessionsMax);
+    const sessions = foldSessions(this.sessions, this.log.slice(this.log.startLsn(), snapshot.lsn), this.sessionsMax);
     this.send(f.node, { type: "resyncBegin", epoch: p.epoch, snapshot, sessions, seq: this.now });
     f.lastSendTick = this.now;
   }
@@ -1151,18 +1355,13 @@ export class ReplicaCore {
     if (r === null || r.phase !== "begin" || r.seq !== m.seq) return;
     if (f.ackedSentTick === null || m.seq > f.ackedSentTick) f.ackedSentTick = m.seq;
     r.phase = "copy";
+    r.effective = m.effectiveSnapshot;
+    r.theirVersions = m.regionVersions;
     r.lastProgressTick = this.now;
-    for (let i = 0; i < this.regionVersions.length; i++) {
-      const theirs = m.regionVersions[i];
-      const mine = this.regionVersions[i];
-      assert(mine !== undefined);
-      if (theirs === undefined || !versionEquals(theirs, mine)) r.todo.push(i);
-    }
-    r.regionsTotal = r.todo.length;
-    f.matchLsn = r.snapshot.lsn;
-    f.nextLsn = asLsn(r.snapshot.lsn + 1);
+    f.matchLsn = r.effective.lsn;
+    f.nextLsn = asLsn(r.effective.lsn + 1);
+    f.resendFromLsn = f.nextLsn;
     f.lastProgressTick = this.now;
-    this.trace("region resync copies", { follower: f.node, regions: r.todo.length, of: this.regionVersions.length });
     this.sendAppends(p, f, true);
     this.pumpResync(p, f);
   }
@@ -1170,10 +1369,26 @@ export class ReplicaCore {
   private pumpResync(p: PrimarySession, f: Follower): void {
     const r = f.resync;
     if (r === null || r.phase !== "copy") return;
+    // Versions compared, or a copy taken, before this primary applied
+    // through the target's log start would miss records the target will
+    // never apply again.
+    if (this.appliedLsn < r.effective.lsn) return;
+    if (r.theirVersions !== null) {
+      for (let i = 0; i < this.regionVersions.length; i++) {
+        const theirs = r.theirVersions[i];
+        const mine = this.regionVersions[i];
+        assert(mine !== undefined);
+        if (theirs === undefined || !versionEquals(theirs, mine)) r.todo.push(i);
+      }
+      r.regionsTotal = r.todo.length;
+      r.theirVersions = null;
+      this.trace("region resync copies", { follower: f.node, regions: r.todo.length, of: this.regionVersions.length });
+    }
     if (this.bugs.resyncMarkEarly && r.todo.length + r.inFlight.size > 0 && r.inFlight.size === 0 && r.regionsTotal > 0) {
       this.send(f.node, { type: "resyncDone", epoch: p.epoch, snapshot: r.snapshot });
     }
-    while (r.inFlight.size < this.regionsInFlightMax && r.todo.length > 0) {
+    while (r.inFlight.size < this.regionsInFlightMax && r.todo.length > 0 && this.now - this.lastRegionSentTick >= this.resyncRegionIntervalTicks) {
+      this.lastRegionSentTick = this.now;
       const region = r.todo.shift();
       assert(region !== undefined);
       r.inFlight.add(region);
@@ -1212,22 +1427,21 @@ export class ReplicaCore {
       return this.fail(p.mountReqId, "NO_QUORUM", `Mount of ${this.config.name} found fewer than ${this.quorum} replicas able to promise in time`);
     }
     if (p.phase === "promising" && this.now - p.promiseSentTick >= this.timing.resendTicks) this.sendPromises(p, false);
-    if (p.phase === "fetching" && p.base !== null && this.now - p.promiseSentTick >= this.timing.resendTicks) {
-      p.promiseSentTick = this.now;
-      this.send(p.base, { type: "fetch", epoch: p.epoch, fromLsn: asLsn(Math.min(this.commitLsn, this.log.head().lsn) + 1) });
+    if (p.phase === "fetching" && p.fetch !== null && this.now - p.promiseSentTick >= this.timing.resendTicks) {
+      this.fetchFrom(p, p.fetch.node, p.fetch.fromLsn, p.fetch.toLsn);
     }
     if (p.phase !== "mounting" && p.phase !== "active") return;
     for (const f of p.followers.values()) {
       const r = f.resync;
+      if (r !== null && r.phase === "copy") this.pumpResync(p, f);
       if (r !== null && this.now - r.lastProgressTick >= this.timing.resendTicks * 4) {
         // A lost message or a restarted target: start the resync again (it is idempotent).
         f.resync = null;
-        f.nextLsn = asLsn(0);
         this.beginResync(p, f);
         continue;
       }
-      if (f.nextLsn - 1 > f.matchLsn && this.now - f.lastProgressTick >= this.timing.resendTicks) {
-        f.nextLsn = asLsn(f.matchLsn + 1);
+      if (f.nextLsn > f.resendFromLsn && this.now - f.lastProgressTick >= this.timing.resendTicks) {
+        f.nextLsn = f.resendFromLsn;
         f.lastProgressTick = this.now;
       }
       if (this.now - f.lastSendTick >= this.timing.heartbeatTicks) this.sendAppends(p, f, true);

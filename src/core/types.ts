@@ -33,6 +33,13 @@ export interface Version {
 
 export const VERSION_ZERO: Version = { epoch: asEpoch(0), lsn: asLsn(0) };
 
+/**
+ * The version of a region whose content is not any prefix of the history:
+ * a replica in region resync applied a new record to it before the region
+ * was copied. Equal to no real version, so the next resync copies it.
+ */
+export const REGION_DIRTY: Version = { epoch: asEpoch(-1), lsn: asLsn(-1) };
+
 export function compareVersion(a: Version, b: Version): number {
   if (a.epoch !== b.epoch) return a.epoch < b.epoch ? -1 : 1;
   if (a.lsn !== b.lsn) return a.lsn < b.lsn ? -1 : 1;

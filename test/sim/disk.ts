@@ -1,0 +1,358 @@
+/**
+ * A fake disk for one replica: a durable state that survives a crash and a
+ * volatile state (page cache) that does not. Log operations become durable
+ * in group-commit rounds; block data becomes durable only at a checkpoint.
+ * A crash loses every operation of an unfinished round (a torn tail is an
+ * incomplete frame, cut at recovery) and may flip bits in a synced record
+ * past the checkpoint, which recovery cuts, leaving the replica unsure past
+ * its head.
+ */
+import { assert } from "../../src/core/assert.js";
+import type { DurableToken, SuperblockPatch } from "../../src/core/messages.js";
+import type { RecoveredReplica } from "../../src/core/replica.js";
+import { foldSessions, type ClientSession } from "../../src/core/session.js";
+import { asLsn, recordVersion, REGION_DIRTY, VERSION_ZERO, type Epoch, type LogRecord, type Lsn, type Ticks, type Version } from "../../src/core/types.js";
+
+export type DiskOp =
+  | { readonly kind: "superblock"; readonly patch: SuperblockPatch; readonly token: DurableToken }
+  | { readonly kind: "append"; readonly records: readonly LogRecord[]; readonly token: DurableToken }
+  | { readonly kind: "truncate"; readonly afterLsn: Lsn; readonly token: DurableToken }
+  | { readonly kind: "reset"; readonly snapshot: Version; readonly sessions: readonly ClientSession[]; readonly consistentThrough: Version; readonly token: DurableToken }
+  | { readonly kind: "install"; readonly token: DurableToken }
+  | { readonly kind: "markConsistent"; readonly token: DurableToken };
+
+interface LogState {
+  base: Version;
+  records: LogRecord[];
+}
+
+interface DataState {
+  appliedLsn: Lsn;
+  blocks: Map<number, Uint8Array>;
+  regionVersions: Version[];
+  sessions: ClientSession[];
+}
+
+interface SuperState {
+  promisedEpoch: Epoch;
+  commitLsn: Lsn;
+  consistent: boolean;
+  consistentThrough: Version | null;
+  unsurePastHead: boolean;
+}
+
+export interface SimDiskOptions {
+  readonly blockSize: number;
+  readonly blockCount: number;
+  readonly regionBlocks: number;
+  readonly logRetainedRecordsMax: number;
+}
+
+export class SimDisk {
+  private dSuper: SuperState;
+  private dLog: LogState;
+  private dData: DataState;
+  private vLog: LogState;
+  private vData: DataState;
+  private queue: DiskOp[] = [];
+  /** Volatile, like the core's: regions installed since the region resync began. */
+  private consistent = true;
+  private readonly installed = new Set<number>();
+  private round: DiskOp[] | null = null;
+  /** Bit flips recovery found and cut, over the disk's life. */
+  corruptionsCut = 0;
+
+  constructor(private readonly opts: SimDiskOptions) {
+    const regions = Math.ceil(opts.blockCount / opts.regionBlocks);
+    this.dSuper = { promisedEpoch: 0 as Epoch, commitLsn: asLsn(0), consistent: true, consistentThrough: null, unsurePastHead: false };
+    this.dLog = { base: VERSION_ZERO, records: [] };
+    this.dData = { appliedLsn: asLsn(0), blocks: new Map(), regionVersions: Array.from({ length: regions }, () => VERSION_ZERO), sessions: [] };
+    this.vLog = cloneLog(this.dLog);
+    this.vData = cloneData(this.dData);
+  }
+
+  // --- Operations, in the order the core gives them. -----------------------
+
+  enqueue(op: DiskOp): void {
+    switch (op.kind) {
+      case "append":
+        for (const r of op.records) {
+          assert(r.lsn === headOf(this.vLog).lsn + 1, "disk append in order");
+          this.vLog.records.push(r);
+        }
+        break;
+      case "truncate":
+        truncate(this.vLog, op.afterLsn);
+        // Only a planted bug truncates below the applied point; the applied
+        // bytes stay (that is the damage the checker must find).
+        if (this.vData.appliedLsn > op.afterLsn) this.vData.appliedLsn = op.afterLsn;
+        break;
+      case "reset":
+        rebase(this.vLog, op.snapshot);
+        this.vData.appliedLsn = op.snapshot.lsn;
+        this.vData.sessions = [...op.sessions];
+        this.consistent = false;
+        this.installed.clear();
+        break;
+      case "superblock":
+      case "install":
+      case "markConsistent":
+        break;
+      default:
+        throw new Error(`unknown op ${JSON.stringify(op satisfies never)}`);
+    }
+    this.queue.push(op);
+  }
+
+  /** Starts a sync round with everything queued, if none is running. Returns false if there is nothing to do. */
+  startRound(): boolean {
+    if (this.round !== null || this.queue.length === 0) return false;
+    this.round = this.queue;
+    this.queue = [];
+    return true;
+  }
+
+  /** The running round's fdatasync returned: its operations are durable. Returns their tokens, in order. */
+  finishRound(): DurableToken[] {
+    const round = this.round;
+    assert(round !== null, "a round is running");
+    this.round = null;
+    const tokens: DurableToken[] = [];
+    for (const op of round) {
+      switch (op.kind) {
+        case "superblock":
+          if (op.patch.promisedEpoch !== undefined) this.dSuper.promisedEpoch = op.patch.promisedEpoch;
+          if (op.patch.commitLsn !== undefined) this.dSuper.commitLsn = op.patch.commitLsn;
+          if (op.patch.unsurePastHead !== undefined) this.dSuper.unsurePastHead = op.patch.unsurePastHead;
+          break;
+        case "append":
+          for (const r of op.records) {
+            assert(r.lsn === headOf(this.dLog).lsn + 1, "durable append in order");
+            this.dLog.records.push(r);
+          }
+          break;
+        case "truncate":
+          truncate(this.dLog, op.afterLsn);
+          if (this.dData.appliedLsn > op.afterLsn) this.dData.appliedLsn = op.afterLsn;
+          break;
+        case "reset":
+          rebase(this.dLog, op.snapshot);
+          this.dData = cloneData(this.vData);
+          this.dData.appliedLsn = op.snapshot.lsn;
+          this.dData.sessions = [...op.sessions];
+          this.dSuper.consistent = false;
+          this.dSuper.consistentThrough = op.consistentThrough;
+          break;
+        case "install":
+          break;
+        case "markConsistent":
+          this.checkpointData();
+          this.dSuper.consistent = true;
+          this.dSuper.consistentThrough = null;
+          this.consistent = true;
+          break;
+        default:
+          throw new Error(`unknown op ${JSON.stringify(op satisfies never)}`);
+      }
+      tokens.push(op.token);
+    }
+    return tokens;
+  }
+
+  hasRound(): boolean {
+    return this.round !== null;
+  }
+
+  // --- Block data. -----------------------------------------------------------
+
+  /** Applies records through `throughLsn`; returns them (the checker compares what replicas apply). */
+  apply(throughLsn: Lsn): LogRecord[] {
+    const from = this.vData.appliedLsn + 1;
+    const applied: LogRecord[] = [];
+    for (let lsn = from; lsn <= throughLsn; lsn++) {
+      const r = recordAt(this.vLog, asLsn(lsn));
+      assert(r !== undefined, `disk apply of ${lsn}: record is in the log`);
+      this.applyRecord(r, 0, Infinity);
+      applied.push(r);
+    }
+    if (throughLsn > this.vData.appliedLsn) {
+      this.vData.sessions = foldSessions(this.vData.sessions, sliceLog(this.vLog, asLsn(from), throughLsn), 64);
+      this.vData.appliedLsn = throughLsn;
+    }
+    return applied;
+  }
+
+  private applyRecord(r: LogRecord, firstBlock: number, endBlock: number): void {
+    if (r.kind === "mountStart") return;
+    const bs = this.opts.blockSize;
+    for (let i = 0; i < r.blockCount; i++) {
+      const b = r.block + i;
+      if (b < firstBlock || b >= endBlock) continue;
+      if (r.kind === "write") {
+        assert(r.data !== null);
+        this.vData.blocks.set(b, r.data.slice(i * bs, (i + 1) * bs));
+      } else {
+        this.vData.blocks.delete(b);
+      }
+      const region = Math.floor(b / this.opts.regionBlocks);
+      this.vData.regionVersions[region] = this.consistent || this.installed.has(region) ? recordVersion(r) : REGION_DIRTY;
+    }
+  }
+
+  readBlocks(block: number, blockCount: number, overlay: readonly LogRecord[]): Uint8Array {
+    const bs = this.opts.blockSize;
+    const out = new Uint8Array(blockCount * bs);
+    for (let i = 0; i < blockCount; i++) {
+      const d = this.vData.blocks.get(block + i);
+      if (d !== undefined) out.set(d, i * bs);
+    }
+    for (const r of overlay) {
+      for (let i = 0; i < r.blockCount; i++) {
+        const b = r.block + i;
+        if (b < block || b >= block + blockCount) continue;
+        const at = (b - block) * bs;
+        if (r.kind === "write" && r.data !== null) out.set(r.data.subarray(i * bs, (i + 1) * bs), at);
+        else out.fill(0, at, at + bs);
+      }
+    }
+    return out;
+  }
+
+  readRegion(region: number): { data: Uint8Array; version: Version; copiedAt: Lsn } {
+    const first = region * this.opts.regionBlocks;
+    const count = Math.min(this.opts.regionBlocks, this.opts.blockCount - first);
+    const version = this.vData.regionVersions[region];
+    assert(version !== undefined);
+    return { data: this.readBlocks(first, count, []), version, copiedAt: this.vData.appliedLsn };
+  }
+
+  installRegion(region: number, data: Uint8Array, version: Version, copiedAt: Lsn): void {
+    const bs = this.opts.blockSize;
+    const first = region * this.opts.regionBlocks;
+    const end = Math.min(first + this.opts.regionBlocks, this.opts.blockCount);
+    assert(copiedAt <= this.vData.appliedLsn, "a region is installed once this replica applied through its copy point");
+    for (let b = first; b < end; b++) {
+      const d = data.subarray((b - first) * bs, (b - first + 1) * bs);
+      if (d.every((x) => x === 0)) this.vData.blocks.delete(b);
+      else this.vData.blocks.set(b, d.slice());
+    }
+    this.vData.regionVersions[region] = version;
+    this.installed.add(region);
+    for (const r of sliceLog(this.vLog, asLsn(copiedAt + 1), this.vData.appliedLsn)) this.applyRecord(r, first, end);
+  }
+
+  /** Makes the applied data durable and trims the durable log, keeping a tail. */
+  checkpoint(): void {
+    // A checkpoint is ordered after a pending resync reset (which checkpoints itself).
+    if ([...this.queue, ...(this.round ?? [])].some((op) => op.kind === "reset")) return;
+    this.checkpointData();
+    const keepFrom = Math.min(this.dData.appliedLsn, headOf(this.dLog).lsn - this.opts.logRetainedRecordsMax);
+    while (this.dLog.records.length > 0 && (this.dLog.records[0] as LogRecord).lsn <= keepFrom) {
+      this.dLog.base = recordVersion(this.dLog.records.shift() as LogRecord);
+    }
+  }
+
+  private checkpointData(): void {
+    // Only what the durable log backs can be checkpointed (apply follows durability).
+    assert(this.vData.appliedLsn <= headOf(this.dLog).lsn || this.dLog.base.lsn >= this.vData.appliedLsn, "checkpoint within the durable log");
+    this.dData = cloneData(this.vData);
+    if (this.dSuper.commitLsn < this.dData.appliedLsn) this.dSuper.commitLsn = this.dData.appliedLsn;
+  }
+
+  // --- Crash and recovery. ---------------------------------------------------
+
+  /**
+   * Power loss: every unfinished round is lost. With `flip`, a bit flips in
+   * a synced record past the checkpoint (chosen by `pick`), and recovery
+   * cuts the log there.
+   */
+  crash(flip: ((n: number) => number) | null): void {
+    this.queue = [];
+    this.round = null;
+    if (flip !== null) {
+      const candidates = this.dLog.records.filter((r) => r.lsn > this.dData.appliedLsn);
+      if (candidates.length > 0) {
+        const victim = candidates[flip(candidates.length)] as LogRecord;
+        truncate(this.dLog, asLsn(victim.lsn - 1));
+        this.dSuper.unsurePastHead = true;
+        this.corruptionsCut++;
+      }
+    }
+    this.vLog = cloneLog(this.dLog);
+    this.vData = cloneData(this.dData);
+    this.consistent = this.dSuper.consistent;
+    this.installed.clear();
+  }
+
+  recover(now: Ticks): RecoveredReplica {
+    assert(this.queue.length === 0 && this.round === null, "recover after a crash");
+    return {
+      promisedEpoch: this.dSuper.promisedEpoch,
+      commitLsn: asLsn(Math.max(this.dSuper.commitLsn, this.dData.appliedLsn)),
+      consistent: this.dSuper.consistent,
+      consistentThrough: this.dSuper.consistentThrough,
+      unsurePastHead: this.dSuper.unsurePastHead,
+      sessions: [...this.dData.sessions],
+      logBase: this.dLog.base,
+      records: [...this.dLog.records],
+      appliedLsn: this.dData.appliedLsn,
+      regionVersions: [...this.dData.regionVersions],
+      now,
+    };
+  }
+
+  // --- For the checker. ------------------------------------------------------
+
+  appliedLsn(): Lsn {
+    return this.vData.appliedLsn;
+  }
+
+  blockBytes(block: number): Uint8Array | undefined {
+    return this.vData.blocks.get(block);
+  }
+
+  regionVersions(): readonly Version[] {
+    return this.vData.regionVersions;
+  }
+}
+
+function headOf(log: LogState): Version {
+  const last = log.records[log.records.length - 1];
+  return last === undefined ? log.base : recordVersion(last);
+}
+
+function recordAt(log: LogState, lsn: Lsn): LogRecord | undefined {
+  return log.records[lsn - log.base.lsn - 1];
+}
+
+function sliceLog(log: LogState, from: Lsn, to: Lsn): LogRecord[] {
+  const a = Math.max(from, log.base.lsn + 1) - log.base.lsn - 1;
+  const b = to - log.base.lsn;
+  return a < b ? log.records.slice(a, b) : [];
+}
+
+/** The start of a region resync: drop records up to the snapshot, keep the tail if the log holds it. */
+function rebase(log: LogState, snapshot: Version): void {
+  const at = recordAt(log, snapshot.lsn);
+  const holds = (snapshot.lsn === log.base.lsn && log.base.epoch === snapshot.epoch) || (at !== undefined && at.epoch === snapshot.epoch);
+  if (!holds) {
+    log.base = snapshot;
+    log.records = [];
+    return;
+  }
+  log.records = log.records.filter((r) => r.lsn > snapshot.lsn);
+  log.base = snapshot;
+}
+
+function truncate(log: LogState, afterLsn: Lsn): void {
+  assert(afterLsn >= log.base.lsn, "truncate at or above the base");
+  log.records.length = Math.min(log.records.length, afterLsn - log.base.lsn);
+}
+
+function cloneLog(l: LogState): LogState {
+  return { base: l.base, records: [...l.records] };
+}
+
+function cloneData(d: DataState): DataState {
+  return { appliedLsn: d.appliedLsn, blocks: new Map(d.blocks), regionVersions: [...d.regionVersions], sessions: [...d.sessions] };
+}
