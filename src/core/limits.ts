@@ -41,6 +41,17 @@ export const limits = {
   writeTimeoutMs: 8000,
   /** Bounded retries of a promise round after STALE_EPOCH. */
   promiseRoundsMax: 8,
+  /** Nodes in a cluster file. */
+  clusterNodesMax: 64,
+
+  /** Client sessions a replica remembers for dropping replayed duplicates (the most recent by lsn). */
+  clientSessionsMax: 1024,
+  /** A log segment file is closed and a new one started past this size; trimming deletes whole segments. */
+  logSegmentBytes: 16 * 1024 * 1024,
+  /** Regions whose per-block checksums a replica keeps cached in memory (8 bytes per block). */
+  blockMetaRegionsCachedMax: 4096,
+  /** Bytes of log records written (and fdatasync'ed) as one group commit. */
+  logGroupBytesMax: 8 * 1024 * 1024,
 } as const;
 
 assert(limits.blockSize > 0 && (limits.blockSize & (limits.blockSize - 1)) === 0, "blockSize is a power of two");

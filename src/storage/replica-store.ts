@@ -3,8 +3,16 @@
  * The daemon's driver executes the core's persist/apply actions through it.
  * Every method that claims durability resolves only after an fdatasync (or
  * its equivalent) that covers the change has returned.
+ *
+ * Mutating calls (appendLog, truncateLogAfter, resetLogForResync,
+ * applyThrough, installRegion, checkpoint, writeSuperblock) take effect in
+ * the order they were called, whether or not the caller awaited the one
+ * before: the driver issues them in the core's action order.
  */
-import type { ClientId, Epoch, LogRecord, Lsn, Version, VolumeConfig } from "../core/types.js";
+import type { ClientSession } from "../core/session.js";
+import type { Epoch, LogRecord, Lsn, Version, VolumeConfig } from "../core/types.js";
+
+export type { ClientSession } from "../core/session.js";
 
 /** Everything a replica must remember across a crash, apart from the log and the blocks. */
 export interface Superblock {
@@ -15,6 +23,13 @@ export interface Superblock {
   readonly commitLsn: Lsn;
   /** False while a region resync is under way (rule 7). */
   readonly consistent: boolean;
+  /**
+   * While inconsistent: the version this replica's log reached while it was
+   * still consistent (what it vouches for, PromiseGranted.witnessHead), as
+   * given to resetLogForResync. Null while consistent: setting `consistent`
+   * back to true clears it.
+   */
+  readonly consistentThrough: Version | null;
   /** True after recovery cut a torn or corrupt record: the replica may lack acknowledged records past its head. */
   readonly unsurePastHead: boolean;
   /**
@@ -25,13 +40,8 @@ export interface Superblock {
   readonly sessions: readonly ClientSession[];
 }
 
-export interface ClientSession {
-  readonly clientId: ClientId;
-  readonly clientSeq: number;
-  readonly lsn: Lsn;
-}
-
-export type SuperblockPatch = Partial<Omit<Superblock, "config">> & { readonly config?: VolumeConfig };
+/** consistentThrough is set only by resetLogForResync, and cleared by `consistent: true`. */
+export type SuperblockPatch = Partial<Omit<Superblock, "config" | "consistentThrough">> & { readonly config?: VolumeConfig };
 
 export interface ReplicaStoreStats {
   /** fdatasync calls made for the log (group commit shares one between many appends). */
@@ -55,6 +65,14 @@ export interface ReplicaStore {
    */
   head(): Version;
 
+  /**
+   * The version just before the first retained record (the log's `prev`):
+   * the point a checkpoint trimmed to, or the snapshot a region resync began
+   * from. The driver seeds the core's log with logBase() and
+   * readLog(logStartLsn(), head().lsn).
+   */
+  logBase(): Version;
+
   /** Version of the record at `lsn` if it is in the retained log or is the applied point; null otherwise. */
   versionAt(lsn: Lsn): Version | null;
 
@@ -73,12 +91,19 @@ export interface ReplicaStore {
   truncateLogAfter(lsn: Lsn): Promise<void>;
 
   /**
-   * Drops the whole log and makes `snapshot` the head, durably, with
-   * consistent=false and the source's sessions: the start of a region
-   * resync (rule 7). Block data is kept: regions whose version equals the
-   * source's are not copied.
+   * The start of a region resync (rule 7). If the log holds `snapshot` (the
+   * record at snapshot.lsn has its epoch, or it is the log's base), records
+   * through it are dropped and the ones after it kept: they may be
+   * acknowledged writes. Otherwise every record is dropped (they diverge).
+   * Either way logBase() becomes `snapshot`, the applied point moves to it
+   * (possibly back: block data is kept as it is, and applying the kept
+   * records again is idempotent since every record sets whole blocks),
+   * consistent becomes false, `sessions` replace the old ones, and
+   * `consistentThrough` is kept. All of it atomically and durably (the
+   * applied block data is made durable first) before it resolves. Regions
+   * installed before it count as not installed again (see applyThrough).
    */
-  resetLogForResync(snapshot: Version, sessions: readonly ClientSession[]): Promise<void>;
+  resetLogForResync(snapshot: Version, sessions: readonly ClientSession[], consistentThrough: Version): Promise<void>;
 
   /**
    * Retained records with fromLsn <= lsn <= toLsn, in order; null if some of
@@ -92,7 +117,11 @@ export interface ReplicaStore {
 
   /**
    * Writes every record with lsn <= `lsn` into the block data (rule 6: only
-   * committed ones), updating per-block CRCs and per-region versions.
+   * committed ones), updating per-block CRCs and per-region versions. While
+   * the replica is inconsistent, a region not installed since the last
+   * resetLogForResync (or since open) gets REGION_DIRTY instead of the
+   * record's version: its content is then no prefix of the history. Waits
+   * for appends of records through `lsn` called before it to be durable.
    * Not durable by itself; checkpoint() makes it so.
    */
   applyThrough(lsn: Lsn): Promise<void>;
@@ -108,7 +137,7 @@ export interface ReplicaStore {
    */
   readBlocks(block: number, blockCount: number): Promise<Uint8Array>;
 
-  /** The version of each region: the last applied record that touched it (VERSION_ZERO if none). */
+  /** The version of each region: the last applied record that touched it (VERSION_ZERO if none, REGION_DIRTY, see applyThrough). */
   regionVersions(): readonly Version[];
 
   /** Reads one region's applied blocks (verified) with its version. */

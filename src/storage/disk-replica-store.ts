@@ -1,0 +1,1349 @@
+/**
+ * One replica of one volume on a VolumeDisk: the ReplicaStore behind both the
+ * file store and the in-memory store, so both behave the same by construction.
+ *
+ * Files of a volume directory:
+ *   superblock                 written atomically (superblock-file.ts)
+ *   log-<gen>-<firstLsn>.wal   the write-ahead log, in segments
+ *   blocks                     block data, sparse, block b at b * blockSize
+ *   blockmeta                  per block 8 bytes: u32 CRC-32 of (index, bytes), u32 state (0 zeros, 1 data)
+ *   regions                    per region 16 bytes: f64 epoch, f64 lsn of the last record that touched it
+ *                              (-1, -1: REGION_DIRTY, applied while inconsistent and not yet copied)
+ *
+ * Why a segmented log: trimming it is unlinking whole segment files, with no
+ * copying, while appends go on in the newest one; a log rewritten at each
+ * checkpoint would copy the retained tail (up to 64 MiB) every time. A reset
+ * for resync starts a new generation, so a segment left over by a crash in
+ * the middle of the reset can never be mistaken for part of the new log.
+ *
+ * Why applied records stay in memory until the next checkpoint: the block
+ * data and its metadata on disk only ever move from one checkpoint to the
+ * next. A checkpoint first raises the durable commit point to what it is
+ * about to write (so recovery knows those records are committed and may
+ * replay them), writes and syncs the blocks, then the per-block checksums,
+ * then the region versions, and last the superblock with the new applied
+ * point. A crash anywhere in between is repaired by replaying the log from
+ * the old applied point; a region whose version on disk already covers a
+ * record is not written again by it, which is also what keeps a region
+ * installed by resync from being overwritten by older records.
+ *
+ * Why a resync start keeps the log after the snapshot: those records may be
+ * writes this replica acknowledged, and a replica never forgets one. The
+ * applied point moves back to the snapshot, so they are applied again; that
+ * is idempotent, since every record sets whole blocks. While inconsistent, a
+ * record applied to a region not copied since the reset leaves the region's
+ * content no prefix of the history, so its version becomes REGION_DIRTY,
+ * which equals no real version: the next comparison copies it.
+ *
+ * Order: mutating calls take effect in call order, awaited or not (the
+ * driver issues them in the core's action order). They run one at a time
+ * through `callOrder`, except appends: an append is accepted (checked
+ * against the last accepted record and queued for the log) at once, when no
+ * call that an append must not overtake is pending (a log truncation or
+ * reset, a superblock write, an append queued behind one of those), and
+ * goes through `callOrder` otherwise. Appends do commute with applying,
+ * installing and checkpoints, so a long checkpoint never holds them up, and
+ * those that queue while an fdatasync runs share the next (group commit).
+ * A call that depends on earlier appends (a superblock write, truncation,
+ * reset, or applying records not yet durable) waits until they are durable,
+ * so what is durable after a crash is always a prefix of the calls made.
+ */
+import { AssertionError, assert } from "../core/assert.js";
+import { VolumeError } from "../core/errors.js";
+import { limits } from "../core/limits.js";
+import { foldSessions, type ClientSession } from "../core/session.js";
+import {
+  REGION_DIRTY,
+  VERSION_ZERO,
+  asEpoch,
+  asLsn,
+  compareVersion,
+  formatVersion,
+  recordVersion,
+  versionEquals,
+  type Epoch,
+  type LogRecord,
+  type Lsn,
+  type Version,
+  type VolumeConfig,
+} from "../core/types.js";
+import { blockCrc32 } from "./crc32.js";
+import { CLIENT_ID_BYTES_MAX, FrameArena, coalesceAdjacent, decodeFrame, encodeFrames, frameBytesMax, hex } from "./log-frame.js";
+import type { ReplicaStore, ReplicaStoreStats, Superblock, SuperblockPatch } from "./replica-store.js";
+import { SUPERBLOCK_FILE, readSuperblockFile, writeSuperblockFile, type PersistedState } from "./superblock-file.js";
+import { readFully, withFaultHooks, type DiskFaultHooksForTests, type DiskFile, type VolumeDisk } from "./volume-disk.js";
+
+export interface ReplicaStoreOptions {
+  /** Create the volume with this configuration; fails if it already exists. */
+  readonly create?: VolumeConfig;
+  /** Blocks per region (fixed when the volume is created). Default limits.regionBlocks. */
+  readonly regionBlocks?: number;
+  /** Applied log bytes kept for catch-up of peers after a checkpoint. Default limits.logRetainedBytesMax. */
+  readonly logRetainedBytesMax?: number;
+  /** A new log segment is started past this size. Default limits.logSegmentBytes. */
+  readonly logSegmentBytes?: number;
+  /** TEST HOOK: fails writes or syncs as a failing disk would. */
+  readonly faults?: DiskFaultHooksForTests;
+}
+
+const BLOCKS_FILE = "blocks";
+const BLOCK_META_FILE = "blockmeta";
+const REGIONS_FILE = "regions";
+const BLOCK_META_BYTES = 8;
+const REGION_VERSION_BYTES = 16;
+const SEGMENT_NAME = /^log-(\d{8})-(\d{16})\.wal$/;
+const VOLUME_NAME = /^[a-z0-9][a-z0-9._-]*$/;
+const BLOCK_SIZE_MIN = 512;
+const BLOCK_SIZE_MAX = 64 * 1024;
+/** Blocks written by one writev of a checkpoint. */
+const CHECKPOINT_RUN_BLOCKS_MAX = 256;
+
+export function checkVolumeName(name: string): void {
+  if (name.length === 0 || name.length > limits.volumeNameLengthMax || !VOLUME_NAME.test(name)) {
+    throw new VolumeError(
+      "INVALID_ARGUMENT",
+      `Invalid volume name ${JSON.stringify(name)}: use 1 to ${limits.volumeNameLengthMax} characters of a-z, 0-9, '.', '_', '-', starting with a letter or digit`,
+    );
+  }
+}
+
+export function checkVolumeConfig(config: VolumeConfig): void {
+  checkVolumeName(config.name);
+  const bad = (detail: string): never => {
+    throw new VolumeError("INVALID_ARGUMENT", `Invalid configuration of volume ${config.name}: ${detail}`);
+  };
+  const bs = config.blockSize;
+  if (!Number.isInteger(bs) || bs < BLOCK_SIZE_MIN || bs > BLOCK_SIZE_MAX || (bs & (bs - 1)) !== 0) {
+    bad(`block size ${bs} is not a power of two from ${BLOCK_SIZE_MIN} to ${BLOCK_SIZE_MAX}`);
+  }
+  if (!Number.isInteger(config.blockCount) || config.blockCount < 1 || config.blockCount > limits.volumeBlockCountMax) {
+    bad(`block count ${config.blockCount} is not from 1 to ${limits.volumeBlockCountMax}`);
+  }
+  if (config.replicas.length < 1 || config.replicas.length > limits.replicaCountMax) {
+    bad(`${config.replicas.length} replicas, expected 1 to ${limits.replicaCountMax}`);
+  }
+  if (new Set(config.replicas).size !== config.replicas.length) bad("replicas are not distinct nodes");
+  if (!Number.isSafeInteger(config.configVersion) || config.configVersion < 0) bad(`config version ${config.configVersion}`);
+}
+
+/** Serializes async sections; each runs after the previous one settled. */
+class Mutex {
+  private tail: Promise<void> = Promise.resolve();
+  run<T>(section: () => Promise<T>): Promise<T> {
+    const result = this.tail.then(section);
+    this.tail = result.then(
+      () => undefined,
+      () => undefined,
+    );
+    return result;
+  }
+}
+
+interface Segment {
+  readonly name: string;
+  readonly firstLsn: number;
+  readonly file: DiskFile;
+  /** Bytes of whole, durable frames. */
+  bytes: number;
+  /** firstLsn - 1 while empty. */
+  lastLsn: number;
+}
+
+interface LogEntry {
+  readonly epoch: Epoch;
+  readonly lsn: Lsn;
+  readonly segment: Segment;
+  readonly offset: number;
+  readonly frameBytes: number;
+  /** Kept in memory while the record is not in the block data on disk (lsn > durable applied point). */
+  record: LogRecord | null;
+}
+
+type LogOp =
+  | {
+      readonly kind: "append";
+      readonly bytes: Buffer;
+      readonly records: readonly LogRecord[];
+      readonly frameOffsets: readonly number[];
+      readonly resolve: () => void;
+      readonly reject: (err: unknown) => void;
+    }
+  | { readonly kind: "control"; readonly run: () => Promise<void>; readonly resolve: () => void; readonly reject: (err: unknown) => void };
+
+interface StoreFiles {
+  readonly blocks: DiskFile;
+  readonly blockMeta: DiskFile;
+  readonly regions: DiskFile;
+}
+
+export class DiskReplicaStore implements ReplicaStore {
+  private readonly blockSize: number;
+  private readonly blockCount: number;
+  private readonly regionCount: number;
+  private readonly zeroBlock: Buffer;
+
+  private failure: VolumeError | null = null;
+  private closed = false;
+  /** Why recovery cut the log at open, if it did (for the daemon's log and for tests). */
+  private cutReason: string | null = null;
+
+  // Log.
+  private segments: Segment[] = [];
+  private activeSegment: Segment | null = null;
+  /** entries[i].lsn === logBase.lsn + 1 + i. */
+  private entries: LogEntry[] = [];
+  private retainedBase: Version;
+  private durableHead: Version;
+  /** The last record accepted by appendLog (durable or queued). */
+  private acceptedTail: Version;
+  private readonly logQueue: LogOp[] = [];
+  private readonly frameArena = new FrameArena();
+  private flushing = false;
+
+  // Applied state.
+  private applied: Version;
+  /** Applied blocks not yet in the block data on disk; null reads as zeros. */
+  private readonly overlay = new Map<number, Uint8Array | null>();
+  /** Region versions including the overlay; [epoch, lsn] per region. */
+  private readonly regionVersionPairs: Float64Array;
+  /** Regions whose version or blocks changed since the last checkpoint. */
+  private readonly regionsChanged = new Set<number>();
+  /** Regions installed since the last resetLogForResync (or open): their versions are real while inconsistent. */
+  private readonly regionsInstalled = new Set<number>();
+
+  // Block metadata on disk, cached per region (LRU by Map order).
+  private readonly metaCache = new Map<number, Buffer>();
+  private metaGeneration = 0;
+  private metaWriting: Promise<void> | null = null;
+  private readonly readsInFlight = new Set<Promise<unknown>>();
+
+  /** Every mutating call, in call order (see the module comment for appends). */
+  private readonly callOrder = new Mutex();
+  /** Calls queued in callOrder that an append must not overtake; an append goes through callOrder while this is > 0. */
+  private appendBarriers = 0;
+  private readonly superblockLock = new Mutex();
+
+  private logSyncs = 0;
+  private logRecordsAppended = 0;
+  private blocksRead = 0;
+  private checksumMismatches = 0;
+
+  private constructor(
+    private readonly disk: VolumeDisk,
+    private readonly files: StoreFiles,
+    private persisted: PersistedState,
+    private readonly regionBlocks: number,
+    private readonly logRetainedBytesMax: number,
+    private readonly logSegmentBytes: number,
+    private readonly onClose: () => Promise<void>,
+  ) {
+    const config = persisted.superblock.config;
+    this.blockSize = config.blockSize;
+    this.blockCount = config.blockCount;
+    this.regionCount = Math.ceil(config.blockCount / regionBlocks);
+    this.zeroBlock = Buffer.alloc(config.blockSize);
+    this.regionVersionPairs = new Float64Array(this.regionCount * 2);
+    this.retainedBase = persisted.logBase;
+    this.durableHead = persisted.logBase;
+    this.acceptedTail = persisted.logBase;
+    this.applied = persisted.appliedVersion;
+  }
+
+  private get volumeName(): string {
+    return this.persisted.superblock.config.name;
+  }
+
+  /**
+   * Opens (or creates) the replica on `rawDisk`, recovering after a crash:
+   * the log is scanned from the last checkpoint, a torn or corrupt record is
+   * cut with everything after it (and unsurePastHead set durably), and the
+   * records known committed are applied again.
+   */
+  static async open(rawDisk: VolumeDisk, volumeName: string, opts: ReplicaStoreOptions, onClose: () => Promise<void>): Promise<DiskReplicaStore> {
+    checkVolumeName(volumeName);
+    const disk = withFaultHooks(rawDisk, opts.faults);
+    let persisted = await readSuperblockFile(disk, volumeName);
+    if (opts.regionBlocks !== undefined && (!Number.isInteger(opts.regionBlocks) || opts.regionBlocks < 1 || opts.regionBlocks > limits.requestBlocksMax)) {
+      throw new VolumeError("INVALID_ARGUMENT", `Invalid region size ${opts.regionBlocks} blocks: expected 1 to ${limits.requestBlocksMax}`);
+    }
+    if (persisted === null) {
+      if (opts.create === undefined) throw new VolumeError("NOT_FOUND", `Volume ${volumeName} does not exist on this node`);
+      checkVolumeConfig(opts.create);
+      if (opts.create.name !== volumeName) {
+        throw new VolumeError("INVALID_ARGUMENT", `Cannot create volume ${volumeName} with the configuration of volume ${opts.create.name}`);
+      }
+      persisted = {
+        superblock: { config: opts.create, promisedEpoch: asEpoch(0), commitLsn: asLsn(0), consistent: true, consistentThrough: null, unsurePastHead: false, sessions: [] },
+        appliedVersion: VERSION_ZERO,
+        logBase: VERSION_ZERO,
+        logGeneration: 1,
+        regionBlocks: opts.regionBlocks ?? limits.regionBlocks,
+      };
+      // Leftovers of a creation that crashed before its superblock was written.
+      for (const name of await disk.list()) if (name !== SUPERBLOCK_FILE) await disk.unlink(name);
+      await writeSuperblockFile(disk, persisted);
+    } else {
+      if (opts.create !== undefined) throw new VolumeError("INVALID_ARGUMENT", `Cannot create volume ${volumeName}: it already exists`);
+      if (persisted.superblock.config.name !== volumeName) {
+        throw new VolumeError("CORRUPT", `Superblock of volume ${volumeName} names volume ${persisted.superblock.config.name}`);
+      }
+      try {
+        checkVolumeConfig(persisted.superblock.config);
+      } catch (err) {
+        throw new VolumeError("CORRUPT", `Superblock of volume ${volumeName} holds a bad configuration: ${(err as Error).message}`);
+      }
+      if (persisted.regionBlocks < 1 || persisted.regionBlocks > limits.requestBlocksMax) {
+        throw new VolumeError("CORRUPT", `Superblock of volume ${volumeName} holds a bad region size ${persisted.regionBlocks}`);
+      }
+      if (opts.regionBlocks !== undefined && opts.regionBlocks !== persisted.regionBlocks) {
+        throw new VolumeError(
+          "INVALID_ARGUMENT",
+          `Volume ${volumeName} was created with regions of ${persisted.regionBlocks} blocks, not ${opts.regionBlocks}`,
+        );
+      }
+    }
+    const logSegmentBytes = opts.logSegmentBytes ?? limits.logSegmentBytes;
+    const logRetainedBytesMax = opts.logRetainedBytesMax ?? limits.logRetainedBytesMax;
+    assert(logSegmentBytes >= 1 && logRetainedBytesMax >= 0, "log sizes are positive");
+    const open = async (name: string): Promise<DiskFile> => {
+      const file = await disk.open(name, true);
+      assert(file !== null, `created ${name}`);
+      return file;
+    };
+    const files: StoreFiles = { blocks: await open(BLOCKS_FILE), blockMeta: await open(BLOCK_META_FILE), regions: await open(REGIONS_FILE) };
+    const store = new DiskReplicaStore(disk, files, persisted, persisted.regionBlocks, logRetainedBytesMax, logSegmentBytes, onClose);
+    try {
+      await store.recover();
+    } catch (err) {
+      await store.closeFiles();
+      throw err;
+    }
+    return store;
+  }
+
+  // ---------------------------------------------------------------- recovery
+
+  private async recover(): Promise<void> {
+    await this.loadRegionVersions();
+    const gen = this.persisted.logGeneration;
+    const found: { name: string; firstLsn: number }[] = [];
+    for (const name of await this.disk.list()) {
+      if (name === "superblock.tmp") {
+        await this.disk.unlink(name);
+        continue;
+      }
+      const m = SEGMENT_NAME.exec(name);
+      if (m === null) continue;
+      if (Number(m[1]) !== gen) await this.disk.unlink(name);
+      else found.push({ name, firstLsn: Number(m[2]) });
+    }
+    found.sort((a, b) => a.firstLsn - b.firstLsn);
+
+    let expectedLsn = this.retainedBase.lsn + 1;
+    let prev = this.retainedBase;
+    let cut: { segment: Segment; offset: number; reason: string } | null = null;
+    const scanned: Segment[] = [];
+    const withRecords = new Set<Segment>();
+    for (const f of found) {
+      if (cut !== null) break;
+      const file = await this.disk.open(f.name, false);
+      assert(file !== null, `segment ${f.name} exists`);
+      const segment: Segment = { name: f.name, firstLsn: f.firstLsn, file, bytes: 0, lastLsn: f.firstLsn - 1 };
+      scanned.push(segment);
+      const bytes = Buffer.alloc(await file.size());
+      await readFully(file, bytes, 0);
+      let offset = 0;
+      while (offset < bytes.length) {
+        const d = decodeFrame(bytes, offset, this.blockSize);
+        if (!d.ok) {
+          cut = { segment, offset, reason: `${d.reason} record at byte ${offset} of ${f.name}: ${d.detail}` };
+          break;
+        }
+        const r = d.record;
+        if (this.entries.length === 0 && r.lsn <= this.retainedBase.lsn) {
+          // Trimmed by a checkpoint whose unlink of this segment did not survive a crash.
+          offset += d.frameBytes;
+          continue;
+        }
+        const problem =
+          r.lsn !== expectedLsn ? `lsn ${r.lsn} where ${expectedLsn} was expected`
+          : compareVersion(recordVersion(r), prev) <= 0 ? `version ${formatVersion(recordVersion(r))} does not follow ${formatVersion(prev)}`
+          : this.recordProblem(r);
+        if (problem !== null) {
+          cut = { segment, offset, reason: `bad record at byte ${offset} of ${f.name}: ${problem}` };
+          break;
+        }
+        this.entries.push({
+          epoch: r.epoch,
+          lsn: r.lsn,
+          segment,
+          offset,
+          frameBytes: d.frameBytes,
+          record: r.lsn > this.applied.lsn ? r : null,
+        });
+        withRecords.add(segment);
+        segment.bytes = offset + d.frameBytes;
+        segment.lastLsn = r.lsn;
+        prev = recordVersion(r);
+        expectedLsn++;
+        offset += d.frameBytes;
+      }
+    }
+    // Segments after a cut, and segments holding no record of this log, go.
+    const dropped = found.slice(scanned.length).map((f) => f.name);
+    this.segments = [];
+    for (const s of scanned) {
+      if (withRecords.has(s) || s === cut?.segment) {
+        this.segments.push(s);
+      } else {
+        await s.file.close();
+        dropped.push(s.name);
+      }
+    }
+    for (const name of dropped) await this.disk.unlink(name);
+    if (dropped.length > 0) await this.disk.syncDir();
+    let unsure = false;
+    if (cut !== null) {
+      await cut.segment.file.truncate(cut.offset);
+      await cut.segment.file.datasync();
+      cut.segment.bytes = cut.offset;
+      this.cutReason = cut.reason;
+      unsure = true;
+    }
+    this.durableHead = prev;
+    this.activeSegment = this.segments[this.segments.length - 1] ?? null;
+
+    if (this.durableHead.lsn < this.applied.lsn) {
+      // The log lost records that the block data already holds: start a new log at the applied point.
+      await this.startNewLog(this.applied);
+      unsure = true;
+    }
+    this.acceptedTail = this.durableHead;
+    if (unsure && !this.persisted.superblock.unsurePastHead) {
+      await this.persist((s) => ({ ...s, superblock: { ...s.superblock, unsurePastHead: true } }));
+    }
+    const replayTo = Math.min(this.persisted.superblock.commitLsn, this.durableHead.lsn);
+    if (replayTo > this.applied.lsn) this.applyRecordsThrough(replayTo);
+  }
+
+  /** Drops every segment and starts a new log generation whose `prev` is `base`. Durable when it returns. */
+  private async startNewLog(base: Version): Promise<void> {
+    const generation = this.persisted.logGeneration + 1;
+    await this.persist((s) => ({ ...s, logGeneration: generation, logBase: base }));
+    for (const s of this.segments) {
+      await s.file.close();
+      await this.disk.unlink(s.name);
+    }
+    await this.disk.syncDir();
+    this.segments = [];
+    this.activeSegment = null;
+    this.entries = [];
+    this.retainedBase = base;
+    this.durableHead = base;
+  }
+
+  private async loadRegionVersions(): Promise<void> {
+    const bytes = Buffer.alloc(this.regionCount * REGION_VERSION_BYTES);
+    await readFully(this.files.regions, bytes, 0);
+    for (let g = 0; g < this.regionCount; g++) {
+      const epoch = bytes.readDoubleLE(g * REGION_VERSION_BYTES);
+      const lsn = bytes.readDoubleLE(g * REGION_VERSION_BYTES + 8);
+      const dirty = epoch === REGION_DIRTY.epoch && lsn === REGION_DIRTY.lsn;
+      if (!dirty && (!Number.isSafeInteger(epoch) || !Number.isSafeInteger(lsn) || epoch < 0 || lsn < 0)) {
+        throw new VolumeError("CORRUPT", `Region versions of volume ${this.volumeName} cannot be trusted: region ${g} holds ${epoch}:${lsn}`);
+      }
+      this.regionVersionPairs[g * 2] = epoch;
+      this.regionVersionPairs[g * 2 + 1] = lsn;
+    }
+  }
+
+  // ------------------------------------------------------------ superblock
+
+  superblock(): Superblock {
+    return this.persisted.superblock;
+  }
+
+  async writeSuperblock(patch: SuperblockPatch): Promise<void> {
+    this.checkUsable();
+    await this.runBarrier(() =>
+      this.guard(async () => {
+        // Takes effect after the appends called before it: what is durable stays a prefix of the calls.
+        await this.drainLog();
+        const current = this.persisted.superblock;
+        if (patch.config !== undefined) {
+          checkVolumeConfig(patch.config);
+          if (patch.config.name !== current.config.name || patch.config.blockSize !== current.config.blockSize || patch.config.blockCount !== current.config.blockCount) {
+            throw new VolumeError("INVALID_ARGUMENT", `Cannot change the name, block size or block count of volume ${current.config.name}`);
+          }
+        }
+        if (patch.promisedEpoch !== undefined) {
+          assert(patch.promisedEpoch >= current.promisedEpoch, `promised epoch goes back from ${current.promisedEpoch} to ${patch.promisedEpoch}`);
+        }
+        if (patch.sessions !== undefined) assert(patch.sessions.length <= limits.clientSessionsMax, "sessions are bounded");
+        // A replica that says it is consistent again must hold every region it installed durably.
+        if (patch.consistent === true && !current.consistent) await this.checkpointLocked(false);
+        await this.persist((s) => ({
+          ...s,
+          superblock: {
+            ...s.superblock,
+            ...patch,
+            commitLsn: asLsn(Math.max(s.superblock.commitLsn, patch.commitLsn ?? 0)),
+            consistentThrough: patch.consistent === true ? null : s.superblock.consistentThrough,
+          },
+        }));
+      }),
+    );
+  }
+
+  /** Runs a call that appends must not overtake: appends called meanwhile queue in callOrder behind it. */
+  private runBarrier<T>(section: () => Promise<T>): Promise<T> {
+    this.appendBarriers++;
+    return this.callOrder.run(async () => {
+      try {
+        this.checkUsable();
+        return await section();
+      } finally {
+        this.appendBarriers--;
+      }
+    });
+  }
+
+  /** Writes the superblock; serialized so that concurrent updates never lose one another. */
+  private persist(update: (s: PersistedState) => PersistedState): Promise<void> {
+    return this.superblockLock.run(async () => {
+      const next = update(this.persisted);
+      await writeSuperblockFile(this.disk, next);
+      this.persisted = next;
+    });
+  }
+
+  // ------------------------------------------------------------------- log
+
+  head(): Version {
+    return this.durableHead;
+  }
+
+  logBase(): Version {
+    return this.retainedBase;
+  }
+
+  logStartLsn(): Lsn {
+    return asLsn(this.retainedBase.lsn + 1);
+  }
+
+  versionAt(lsn: Lsn): Version | null {
+    if (lsn === this.retainedBase.lsn) return this.retainedBase;
+    if (lsn === this.applied.lsn) return this.applied;
+    const e = this.entries[lsn - this.retainedBase.lsn - 1];
+    if (e !== undefined && lsn <= this.durableHead.lsn) return { epoch: e.epoch, lsn: e.lsn };
+    return null;
+  }
+
+  private recordProblem(r: LogRecord): string | null {
+    const dataBytes = r.data?.length ?? 0;
+    if (!Number.isSafeInteger(r.epoch) || r.epoch < 0 || !Number.isSafeInteger(r.lsn) || r.lsn < 1) return "epoch or lsn is not a valid number";
+    if (!Number.isSafeInteger(r.clientSeq) || r.clientSeq < 0) return `client sequence ${r.clientSeq} is not a non-negative integer`;
+    if (Buffer.byteLength(r.clientId, "utf8") > CLIENT_ID_BYTES_MAX) return `client id is longer than ${CLIENT_ID_BYTES_MAX} bytes`;
+    switch (r.kind) {
+      case "mountStart":
+        return r.blockCount === 0 && r.data === null ? null : "a mount start record covers no blocks";
+      case "write":
+      case "zeroes":
+      case "trim":
+        if (!Number.isInteger(r.block) || !Number.isInteger(r.blockCount) || r.block < 0 || r.blockCount < 1 || r.blockCount > limits.requestBlocksMax) {
+          return `blocks ${r.block}+${r.blockCount} are not 1 to ${limits.requestBlocksMax} blocks`;
+        }
+        if (r.block + r.blockCount > this.blockCount) return `blocks ${r.block}+${r.blockCount} end past the volume's ${this.blockCount} blocks`;
+        if (r.kind === "write" ? dataBytes !== r.blockCount * this.blockSize : r.data !== null) {
+          return `${dataBytes} data bytes for a ${r.kind} of ${r.blockCount} blocks`;
+        }
+        return null;
+    }
+  }
+
+  async appendLog(records: readonly LogRecord[]): Promise<void> {
+    this.checkUsable();
+    if (records.length === 0) return;
+    for (const r of records) {
+      const problem = this.recordProblem(r);
+      if (problem !== null) throw this.appendRefused(r, problem);
+    }
+    // Copied now: the caller may reuse its buffers as soon as this returns, even if the append waits its turn.
+    const frames = encodeFrames(records, this.frameArena);
+    if (this.appendBarriers === 0) {
+      await this.acceptAppend(frames);
+      return;
+    }
+    const accepted = await this.runBarrier(() => Promise.resolve({ durable: this.acceptAppend(frames) }));
+    await accepted.durable;
+  }
+
+  /** Checks that the records follow the last accepted one and queues them for the log; the promise resolves when they are durable. */
+  private acceptAppend(frames: ReturnType<typeof encodeFrames>): Promise<void> {
+    this.checkUsable();
+    let prev = this.acceptedTail;
+    for (const r of frames.records) {
+      const problem =
+        r.lsn !== prev.lsn + 1 ? `it does not follow the log's last record ${formatVersion(prev)}`
+        : r.epoch < prev.epoch ? `its epoch is older than the log's last record ${formatVersion(prev)}`
+        : null;
+      if (problem !== null) throw this.appendRefused(r, problem);
+      prev = recordVersion(r);
+    }
+    this.acceptedTail = prev;
+    return new Promise<void>((resolve, reject) => {
+      this.logQueue.push({ kind: "append", bytes: frames.bytes, records: frames.records, frameOffsets: frames.frameOffsets, resolve, reject });
+      this.kickLog();
+    });
+  }
+
+  private appendRefused(r: LogRecord, problem: string): VolumeError {
+    return new VolumeError("INVALID_ARGUMENT", `Cannot append record ${formatVersion(recordVersion(r))} to volume ${this.volumeName}: ${problem}`);
+  }
+
+  private kickLog(): void {
+    if (this.flushing) return;
+    this.flushing = true;
+    // Start on the next turn of the event loop, not now: the writers whose
+    // appends just completed append again in this turn's microtasks, and
+    // they all belong in the next group rather than one alone in it.
+    setImmediate(() => void this.flushLog());
+  }
+
+  /**
+   * The group commit: every append queued while one write+fdatasync runs goes
+   * into the next one. Control operations (truncate, reset, trim) run alone,
+   * in queue order, so they see a log with no write in flight.
+   */
+  private async flushLog(): Promise<void> {
+    try {
+      while (this.logQueue.length > 0 && this.failure === null) {
+        const first = this.logQueue[0];
+        assert(first !== undefined);
+        if (first.kind === "control") {
+          this.logQueue.shift();
+          try {
+            await first.run();
+            first.resolve();
+          } catch (err) {
+            first.reject(this.failureFrom(err));
+          }
+          continue;
+        }
+        const group: Extract<LogOp, { kind: "append" }>[] = [];
+        let groupBytes = 0;
+        for (let op = this.logQueue[0]; op?.kind === "append"; op = this.logQueue[0]) {
+          if (group.length > 0 && groupBytes + op.bytes.length > limits.logGroupBytesMax) break;
+          this.logQueue.shift();
+          group.push(op);
+          groupBytes += op.bytes.length;
+        }
+        try {
+          await this.writeGroup(group);
+          for (const op of group) op.resolve();
+        } catch (err) {
+          const failure = this.failureFrom(err);
+          for (const op of group) op.reject(failure);
+        }
+      }
+    } finally {
+      this.flushing = false;
+      if (this.failure !== null) {
+        for (const op of this.logQueue.splice(0)) op.reject(this.failure);
+      } else if (this.logQueue.length > 0) {
+        this.kickLog();
+      }
+    }
+  }
+
+  private async writeGroup(group: readonly Extract<LogOp, { kind: "append" }>[]): Promise<void> {
+    const firstRecord = group[0]?.records[0];
+    assert(firstRecord !== undefined, "a group holds records");
+    let segment = this.activeSegment;
+    if (segment === null || segment.bytes >= this.logSegmentBytes) segment = await this.startSegment(firstRecord.lsn);
+    const at = segment.bytes;
+    await segment.file.writev(
+      coalesceAdjacent(group.map((op) => op.bytes)),
+      at,
+    );
+    await segment.file.datasync();
+    this.logSyncs++;
+    let offset = at;
+    let last: Version = this.durableHead;
+    for (const op of group) {
+      for (let i = 0; i < op.records.length; i++) {
+        const r = op.records[i];
+        const start = op.frameOffsets[i];
+        assert(r !== undefined && start !== undefined);
+        const end = op.frameOffsets[i + 1] ?? op.bytes.length;
+        assert(r.lsn === this.retainedBase.lsn + 1 + this.entries.length, "log entries are contiguous");
+        this.entries.push({ epoch: r.epoch, lsn: r.lsn, segment, offset: offset + start, frameBytes: end - start, record: r });
+      }
+      offset += op.bytes.length;
+      const lastRecord = op.records[op.records.length - 1];
+      assert(lastRecord !== undefined);
+      last = recordVersion(lastRecord);
+      this.logRecordsAppended += op.records.length;
+    }
+    segment.bytes = offset;
+    segment.lastLsn = last.lsn;
+    this.durableHead = last;
+  }
+
+  private async startSegment(firstLsn: number): Promise<Segment> {
+    const name = `log-${String(this.persisted.logGeneration).padStart(8, "0")}-${String(firstLsn).padStart(16, "0")}.wal`;
+    const file = await this.disk.open(name, true);
+    assert(file !== null, `created ${name}`);
+    await file.truncate(0);
+    // The new file's directory entry must be durable before any record in it is acknowledged.
+    await this.disk.syncDir();
+    const segment: Segment = { name, firstLsn, file, bytes: 0, lastLsn: firstLsn - 1 };
+    this.segments.push(segment);
+    this.activeSegment = segment;
+    return segment;
+  }
+
+  private runOnLog(run: () => Promise<void>): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      this.logQueue.push({ kind: "control", run, resolve, reject });
+      this.kickLog();
+    });
+  }
+
+  /** Waits until every append accepted so far is durable and nothing else is accepted meanwhile. */
+  private async drainLog(): Promise<void> {
+    for (;;) {
+      this.checkUsable();
+      if (versionEquals(this.acceptedTail, this.durableHead) && this.logQueue.length === 0) return;
+      await this.runOnLog(() => Promise.resolve());
+    }
+  }
+
+  async truncateLogAfter(lsn: Lsn): Promise<void> {
+    this.checkUsable();
+    await this.runBarrier(() =>
+      this.guard(async () => {
+        await this.drainLog();
+        if (lsn >= this.durableHead.lsn) return;
+        if (lsn < this.applied.lsn) {
+          throw new VolumeError("INVALID_ARGUMENT", `Cannot drop log records after lsn ${lsn} of volume ${this.volumeName}: records through ${this.applied.lsn} are applied`);
+        }
+        const keep = this.versionAt(lsn);
+        assert(keep !== null, `version of lsn ${lsn} is known`);
+        this.acceptedTail = keep;
+        await this.runOnLog(async () => {
+          const cutAt = this.entries[lsn + 1 - this.retainedBase.lsn - 1];
+          assert(cutAt !== undefined, "the first dropped record is in the log");
+          const segmentIndex = this.segments.indexOf(cutAt.segment);
+          const later = this.segments.splice(segmentIndex + 1);
+          // Later segments go first: a crash in between then leaves the log as it was, not with a gap that rejoins.
+          for (const s of later) {
+            await s.file.close();
+            await this.disk.unlink(s.name);
+          }
+          if (later.length > 0) await this.disk.syncDir();
+          await cutAt.segment.file.truncate(cutAt.offset);
+          await cutAt.segment.file.datasync();
+          cutAt.segment.bytes = cutAt.offset;
+          cutAt.segment.lastLsn = lsn;
+          this.activeSegment = cutAt.segment;
+          this.entries.length = lsn - this.retainedBase.lsn;
+          this.durableHead = keep;
+        });
+      }),
+    );
+  }
+
+  async resetLogForResync(snapshot: Version, sessions: readonly ClientSession[], consistentThrough: Version): Promise<void> {
+    this.checkUsable();
+    for (const [what, x] of [["snapshot", snapshot], ["consistentThrough", consistentThrough]] as const) {
+      if (!Number.isSafeInteger(x.epoch) || !Number.isSafeInteger(x.lsn) || x.epoch < 0 || x.lsn < 0) {
+        throw new VolumeError("INVALID_ARGUMENT", `Cannot begin a region resync of volume ${this.volumeName}: ${what} ${formatVersion(x)} is not a version`);
+      }
+    }
+    assert(sessions.length <= limits.clientSessionsMax, "sessions are bounded");
+    const ownSessions = [...sessions];
+    await this.runBarrier(() =>
+      this.guard(async () => {
+        await this.drainLog();
+        // The block data is kept (regions equal to the source's are not copied), so make it durable
+        // first: the durable applied point then never claims data that is not on disk.
+        await this.checkpointLocked(false);
+        const base = this.retainedBase;
+        const atSnapshot = snapshot.lsn > base.lsn && snapshot.lsn <= this.durableHead.lsn ? this.entries[snapshot.lsn - base.lsn - 1] : undefined;
+        const holds = versionEquals(snapshot, base) || atSnapshot?.epoch === snapshot.epoch;
+        // Records after the snapshot already in the block data are applied again from it: back into memory.
+        const reapply = holds && this.applied.lsn > snapshot.lsn ? await this.guardRead(() => this.recordsBetween(snapshot.lsn + 1, this.applied.lsn)) : [];
+        // Without the snapshot, the records after it diverge: a new log generation, whose leftovers a crash cannot mix in.
+        const generation = holds ? this.persisted.logGeneration : this.persisted.logGeneration + 1;
+        await this.runOnLog(async () => {
+          await this.persist((s) => ({
+            ...s,
+            logGeneration: generation,
+            logBase: snapshot,
+            appliedVersion: snapshot,
+            superblock: {
+              ...s.superblock,
+              consistent: false,
+              consistentThrough,
+              sessions: ownSessions,
+              commitLsn: asLsn(Math.max(s.superblock.commitLsn, snapshot.lsn)),
+            },
+          }));
+          const gone = holds ? this.segments.filter((g) => g.lastLsn <= snapshot.lsn) : this.segments;
+          this.segments = this.segments.filter((g) => !gone.includes(g));
+          if (this.activeSegment !== null && gone.includes(this.activeSegment)) this.activeSegment = null;
+          if (holds) {
+            this.entries.splice(0, snapshot.lsn - base.lsn);
+          } else {
+            this.entries = [];
+            this.durableHead = snapshot;
+          }
+          for (const r of reapply) {
+            const e = this.entries[r.lsn - snapshot.lsn - 1];
+            assert(e !== undefined && e.lsn === r.lsn, `kept record ${r.lsn} is in the log`);
+            e.record = r;
+          }
+          this.retainedBase = snapshot;
+          this.acceptedTail = this.durableHead;
+          this.applied = snapshot;
+          this.regionsInstalled.clear();
+          // Past the superblock, these are leftovers that recovery skips or drops; unlinking them only saves space.
+          for (const g of gone) {
+            await g.file.close();
+            await this.disk.unlink(g.name);
+          }
+          if (gone.length > 0) await this.disk.syncDir();
+        });
+      }),
+    );
+  }
+
+  async readLog(fromLsn: Lsn, toLsn: Lsn): Promise<LogRecord[] | null> {
+    this.checkUsable();
+    if (fromLsn > toLsn) return [];
+    if (fromLsn <= this.retainedBase.lsn || toLsn > this.durableHead.lsn) return null;
+    return this.guardRead(() => this.recordsBetween(fromLsn, toLsn));
+  }
+
+  /** Records from..to, all retained; from memory where held, else read back from their segments and verified. */
+  private async recordsBetween(fromLsn: number, toLsn: number): Promise<LogRecord[]> {
+    const out: LogRecord[] = [];
+    let lsn = fromLsn;
+    while (lsn <= toLsn) {
+      const e = this.entries[lsn - this.retainedBase.lsn - 1];
+      assert(e !== undefined && e.lsn === lsn, `lsn ${lsn} is retained`);
+      if (e.record !== null) {
+        out.push(e.record);
+        lsn++;
+        continue;
+      }
+      // A run of records in the same segment, read with one call (bounded by a group's size).
+      let last = e;
+      for (;;) {
+        const next = this.entries[last.lsn + 1 - this.retainedBase.lsn - 1];
+        if (next === undefined || next.lsn > toLsn || next.record !== null || next.segment !== e.segment) break;
+        if (next.offset + next.frameBytes - e.offset > limits.logGroupBytesMax) break;
+        last = next;
+      }
+      const bytes = Buffer.alloc(last.offset + last.frameBytes - e.offset);
+      const n = await readFully(e.segment.file, bytes, e.offset);
+      let offset = 0;
+      for (; lsn <= last.lsn; lsn++) {
+        const d = decodeFrame(bytes.subarray(0, n), offset, this.blockSize);
+        if (!d.ok || d.record.lsn !== lsn) {
+          throw new VolumeError(
+            "CORRUPT",
+            `Log record ${lsn} of volume ${this.volumeName} failed its checksum: ${d.ok ? `found lsn ${d.record.lsn}` : d.detail}`,
+          );
+        }
+        out.push(d.record);
+        offset += d.frameBytes;
+      }
+    }
+    return out;
+  }
+
+  // --------------------------------------------------------------- applying
+
+  appliedVersion(): Version {
+    return this.applied;
+  }
+
+  async applyThrough(lsn: Lsn): Promise<void> {
+    this.checkUsable();
+    // The log this call sees is the one at its place in call order. With no
+    // truncation, reset or queued append ahead of it, that is the log as
+    // accepted now (later appends, which may overtake it, only add to it).
+    // Otherwise it waits its turn and no append overtakes it.
+    const tailAtCall = this.appendBarriers === 0 ? this.acceptedTail : null;
+    const section = (): Promise<void> =>
+      this.guard(async () => {
+        this.checkUsable();
+        if (lsn <= this.applied.lsn) return;
+        const tail = tailAtCall ?? this.acceptedTail;
+        if (lsn > tail.lsn) {
+          throw new VolumeError("INVALID_ARGUMENT", `Cannot apply volume ${this.volumeName} through lsn ${lsn}: its log ends at ${tail.lsn}`);
+        }
+        // Only durable records reach the block data: wait for the appends queued so far.
+        if (lsn > this.durableHead.lsn) await this.runOnLog(() => Promise.resolve());
+        this.checkUsable();
+        assert(lsn <= this.durableHead.lsn, `records through ${lsn} are durable once the appends before them are`);
+        this.applyRecordsThrough(lsn);
+      });
+    await (tailAtCall === null ? this.runBarrier(section) : this.callOrder.run(section));
+  }
+
+  private applyRecordsThrough(lsn: number): void {
+    for (let l = this.applied.lsn + 1; l <= lsn; l++) {
+      const e = this.entries[l - this.retainedBase.lsn - 1];
+      assert(e !== undefined && e.record !== null, `record ${l} is held in memory until it is checkpointed`);
+      this.applyRecord(e.record, null);
+      this.applied = { epoch: e.epoch, lsn: e.lsn };
+    }
+  }
+
+  private regionVersion(g: number): Version {
+    return { epoch: asEpoch(this.regionVersionPairs[g * 2] ?? 0), lsn: asLsn(this.regionVersionPairs[g * 2 + 1] ?? 0) };
+  }
+
+  /**
+   * Puts a record's effect in the overlay, region by region. A region whose
+   * version already covers the record is left alone: it was installed from a
+   * peer (or written at a checkpoint) with this record's effect, or newer.
+   * Not so while inconsistent for a region not installed since the resync
+   * began: its version says nothing of its content, the records after the
+   * snapshot are applied to it again in order, and it becomes REGION_DIRTY.
+   */
+  private applyRecord(r: LogRecord, onlyRegion: number | null): void {
+    if (r.kind !== "mountStart") {
+      const v = recordVersion(r);
+      const consistent = this.persisted.superblock.consistent;
+      const end = r.block + r.blockCount;
+      const firstRegion = Math.floor(r.block / this.regionBlocks);
+      const lastRegion = Math.floor((end - 1) / this.regionBlocks);
+      for (let g = firstRegion; g <= lastRegion; g++) {
+        if (onlyRegion !== null && g !== onlyRegion) continue;
+        const real = consistent || this.regionsInstalled.has(g);
+        if (real && compareVersion(this.regionVersion(g), v) >= 0) continue;
+        const set = real ? v : REGION_DIRTY;
+        const from = Math.max(r.block, g * this.regionBlocks);
+        const to = Math.min(end, (g + 1) * this.regionBlocks);
+        for (let b = from; b < to; b++) {
+          if (r.kind === "write") {
+            assert(r.data !== null);
+            const at = (b - r.block) * this.blockSize;
+            this.overlay.set(b, r.data.subarray(at, at + this.blockSize));
+          } else {
+            this.overlay.set(b, null);
+          }
+        }
+        this.regionVersionPairs[g * 2] = set.epoch;
+        this.regionVersionPairs[g * 2 + 1] = set.lsn;
+        this.regionsChanged.add(g);
+      }
+    }
+  }
+
+  // ----------------------------------------------------------------- blocks
+
+  async readBlocks(block: number, blockCount: number): Promise<Uint8Array> {
+    this.checkUsable();
+    this.checkRange(block, blockCount, Math.max(limits.requestBlocksMax, this.regionBlocks));
+    const read = this.readBlocksUnchecked(block, blockCount);
+    this.readsInFlight.add(read);
+    try {
+      return await read;
+    } finally {
+      this.readsInFlight.delete(read);
+    }
+  }
+
+  private checkRange(block: number, blockCount: number, countMax: number): void {
+    if (!Number.isInteger(block) || !Number.isInteger(blockCount) || block < 0 || blockCount < 1 || blockCount > countMax) {
+      throw new VolumeError("INVALID_ARGUMENT", `Cannot read blocks ${block}+${blockCount} of volume ${this.volumeName}: expected 1 to ${countMax} blocks from a block index`);
+    }
+    if (block + blockCount > this.blockCount) {
+      throw new VolumeError("OUT_OF_RANGE", `Cannot read blocks ${block}+${blockCount} of volume ${this.volumeName}: it has ${this.blockCount} blocks`);
+    }
+  }
+
+  private async readBlocksUnchecked(block: number, blockCount: number): Promise<Uint8Array> {
+    const bs = this.blockSize;
+    const out = Buffer.alloc(blockCount * bs);
+    // Which blocks come from disk, and the checksum each must match, decided before any await.
+    const fromDisk: { block: number; crc: number }[] = [];
+    for (let i = 0; i < blockCount; i++) {
+      const b = block + i;
+      const pending = this.overlay.get(b);
+      if (pending !== undefined) {
+        if (pending !== null) out.set(pending, i * bs);
+        continue;
+      }
+      const g = Math.floor(b / this.regionBlocks);
+      const meta = this.metaCache.get(g) ?? (await this.loadBlockMeta(g));
+      // The overlay may have gained this block while the metadata loaded.
+      const later = this.overlay.get(b);
+      if (later !== undefined) {
+        if (later !== null) out.set(later, i * bs);
+        continue;
+      }
+      const at = (b - g * this.regionBlocks) * BLOCK_META_BYTES;
+      if (meta.readUInt32LE(at + 4) === 0) continue;
+      fromDisk.push({ block: b, crc: meta.readUInt32LE(at) });
+    }
+    let i = 0;
+    while (i < fromDisk.length) {
+      let j = i;
+      while (j + 1 < fromDisk.length && fromDisk[j + 1]?.block === (fromDisk[j]?.block ?? -2) + 1) j++;
+      const first = fromDisk[i];
+      assert(first !== undefined);
+      const runBlocks = j - i + 1;
+      const into = out.subarray((first.block - block) * bs, (first.block - block + runBlocks) * bs);
+      let n: number;
+      try {
+        n = await readFully(this.files.blocks, into, first.block * bs);
+      } catch (err) {
+        throw new VolumeError("CORRUPT", `Block ${first.block} of volume ${this.volumeName} could not be read: ${(err as Error).message}`, { cause: err });
+      }
+      for (let k = i; k <= j; k++) {
+        const want = fromDisk[k];
+        assert(want !== undefined);
+        const offset = (want.block - first.block) * bs;
+        const bytes = into.subarray(offset, offset + bs);
+        const got = offset + bs <= n ? blockCrc32(want.block, bytes) : null;
+        if (got !== want.crc) {
+          this.checksumMismatches++;
+          throw new VolumeError(
+            "CORRUPT",
+            `Block ${want.block} of volume ${this.volumeName} failed its checksum: ${got === null ? "it is missing from the data file" : `${hex(got)} does not match ${hex(want.crc)}`}`,
+          );
+        }
+      }
+      i = j + 1;
+    }
+    this.blocksRead += blockCount;
+    return out;
+  }
+
+  /** Loads one region's block metadata as on disk; never caches a copy a checkpoint wrote over meanwhile. */
+  private async loadBlockMeta(g: number): Promise<Buffer> {
+    for (;;) {
+      while (this.metaWriting !== null) await this.metaWriting;
+      const generation = this.metaGeneration;
+      const blocks = Math.min(this.regionBlocks, this.blockCount - g * this.regionBlocks);
+      const meta = Buffer.alloc(blocks * BLOCK_META_BYTES);
+      try {
+        await readFully(this.files.blockMeta, meta, g * this.regionBlocks * BLOCK_META_BYTES);
+      } catch (err) {
+        throw this.fail(err);
+      }
+      if (generation !== this.metaGeneration || this.metaWriting !== null) continue;
+      const cached = this.metaCache.get(g);
+      if (cached !== undefined) return cached;
+      this.metaCache.set(g, meta);
+      this.evictBlockMeta();
+      return meta;
+    }
+  }
+
+  private evictBlockMeta(): void {
+    while (this.metaCache.size > limits.blockMetaRegionsCachedMax) {
+      const oldest = this.metaCache.keys().next();
+      if (oldest.done === true) break;
+      this.metaCache.delete(oldest.value);
+    }
+  }
+
+  regionVersions(): readonly Version[] {
+    const out: Version[] = [];
+    for (let g = 0; g < this.regionCount; g++) out.push(this.regionVersion(g));
+    return out;
+  }
+
+  private regionSpan(region: number): { first: number; blocks: number } {
+    if (!Number.isInteger(region) || region < 0 || region >= this.regionCount) {
+      throw new VolumeError("OUT_OF_RANGE", `Volume ${this.volumeName} has no region ${region}: it has ${this.regionCount}`);
+    }
+    const first = region * this.regionBlocks;
+    return { first, blocks: Math.min(this.regionBlocks, this.blockCount - first) };
+  }
+
+  async readRegion(region: number): Promise<{ data: Uint8Array; version: Version }> {
+    this.checkUsable();
+    const { first, blocks } = this.regionSpan(region);
+    // In call order, so that no record is applied between the bytes and the version.
+    return this.callOrder.run(async () => {
+      this.checkUsable();
+      const data = await this.readBlocks(first, blocks);
+      return { data, version: this.regionVersion(region) };
+    });
+  }
+
+  async installRegion(region: number, data: Uint8Array, version: Version, copiedAt: Lsn): Promise<void> {
+    this.checkUsable();
+    const { first, blocks } = this.regionSpan(region);
+    if (data.length !== blocks * this.blockSize) {
+      throw new VolumeError("INVALID_ARGUMENT", `Cannot install region ${region} of volume ${this.volumeName}: ${data.length} bytes, expected ${blocks * this.blockSize}`);
+    }
+    if (!Number.isSafeInteger(version.epoch) || !Number.isSafeInteger(version.lsn) || version.epoch < 0 || version.lsn < 0) {
+      throw new VolumeError("INVALID_ARGUMENT", `Cannot install region ${region} of volume ${this.volumeName}: ${formatVersion(version)} is not a version`);
+    }
+    // Copied now: the caller may reuse its buffer while this call waits its turn.
+    const own = Buffer.from(data);
+    await this.callOrder.run(() =>
+      this.guard(async () => {
+        this.checkUsable();
+        // Records applied here after the copy was taken must win over it.
+        const reapply = copiedAt < this.applied.lsn ? { from: Math.max(copiedAt, this.retainedBase.lsn) + 1, to: this.applied.lsn } : null;
+        if (reapply !== null && copiedAt < this.retainedBase.lsn) {
+          // Trimmed records may have touched it: a real version says so, a dirty one cannot tell.
+          const current = this.regionVersion(region);
+          const touched = current.lsn > copiedAt || versionEquals(current, REGION_DIRTY);
+          assert(!touched, `records after lsn ${copiedAt} touching region ${region} are retained`);
+        }
+        const later = reapply === null ? [] : await this.recordsBetween(reapply.from, reapply.to);
+        for (let i = 0; i < blocks; i++) {
+          const bytes = own.subarray(i * this.blockSize, (i + 1) * this.blockSize);
+          this.overlay.set(first + i, bytes.equals(this.zeroBlock) ? null : bytes);
+        }
+        this.regionVersionPairs[region * 2] = version.epoch;
+        this.regionVersionPairs[region * 2 + 1] = version.lsn;
+        this.regionsChanged.add(region);
+        this.regionsInstalled.add(region);
+        for (const r of later) this.applyRecord(r, region);
+      }),
+    );
+  }
+
+  // ------------------------------------------------------------- checkpoint
+
+  async checkpoint(): Promise<void> {
+    this.checkUsable();
+    await this.callOrder.run(() => this.guard(() => this.checkpointLocked(true)));
+  }
+
+  private async checkpointLocked(trim: boolean): Promise<void> {
+    this.checkUsable();
+    const target = this.applied;
+    // Recovery replays through the durable commit point, so it must cover every record about to reach the block data.
+    if (this.persisted.superblock.commitLsn < target.lsn) {
+      await this.persist((s) => ({ ...s, superblock: { ...s.superblock, commitLsn: target.lsn } }));
+    }
+    if (this.overlay.size > 0 || this.regionsChanged.size > 0) {
+      // A read that chose to read a block from disk before it entered the overlay must finish before the block changes.
+      await Promise.allSettled([...this.readsInFlight]);
+      await this.writeBlocksAndMeta();
+    }
+    const before = this.persisted.appliedVersion;
+    // The sessions as of the new applied point: those of the last one, and the records applied since (held in memory).
+    const appliedSince: LogRecord[] = [];
+    for (let l = Math.max(before.lsn, this.retainedBase.lsn) + 1; l <= target.lsn; l++) {
+      const e = this.entries[l - this.retainedBase.lsn - 1];
+      assert(e !== undefined && e.record !== null, `applied record ${l} is held in memory until it is checkpointed`);
+      appliedSince.push(e.record);
+    }
+    const sessions = foldSessions(this.persisted.superblock.sessions, appliedSince, limits.clientSessionsMax);
+    await this.persist((s) => ({ ...s, appliedVersion: target, superblock: { ...s.superblock, sessions } }));
+    for (let l = Math.max(before.lsn, this.retainedBase.lsn) + 1; l <= target.lsn; l++) {
+      const e = this.entries[l - this.retainedBase.lsn - 1];
+      if (e !== undefined) e.record = null;
+    }
+    if (trim) await this.runOnLog(() => this.trimLog(target));
+  }
+
+  private async writeBlocksAndMeta(): Promise<void> {
+    const bs = this.blockSize;
+    const blocks = [...this.overlay.keys()].sort((a, b) => a - b);
+    const pages = new Map<number, Buffer>();
+    for (const b of blocks) {
+      const g = Math.floor(b / this.regionBlocks);
+      if (!pages.has(g)) pages.set(g, Buffer.from(this.metaCache.get(g) ?? (await this.loadBlockMeta(g))));
+    }
+    // 1. Block data, synced before any checksum names it; contiguous blocks go in one writev.
+    let runFirst = -1;
+    let runBuffers: Uint8Array[] = [];
+    for (const b of blocks) {
+      const bytes = this.overlay.get(b);
+      const g = Math.floor(b / this.regionBlocks);
+      const page = pages.get(g);
+      assert(page !== undefined && bytes !== undefined);
+      const at = (b - g * this.regionBlocks) * BLOCK_META_BYTES;
+      if (bytes === null) {
+        page.writeUInt32LE(0, at);
+        page.writeUInt32LE(0, at + 4);
+        continue;
+      }
+      page.writeUInt32LE(blockCrc32(b, bytes), at);
+      page.writeUInt32LE(1, at + 4);
+      if (runFirst >= 0 && runFirst + runBuffers.length === b && runBuffers.length < CHECKPOINT_RUN_BLOCKS_MAX) {
+        runBuffers.push(bytes);
+        continue;
+      }
+      if (runFirst >= 0) await this.files.blocks.writev(runBuffers, runFirst * bs);
+      runFirst = b;
+      runBuffers = [bytes];
+    }
+    if (runFirst >= 0) await this.files.blocks.writev(runBuffers, runFirst * bs);
+    await this.files.blocks.datasync();
+    // 2. Checksums, synced before a region version says the region is done.
+    let release = (): void => undefined;
+    this.metaWriting = new Promise<void>((resolve) => (release = resolve));
+    this.metaGeneration++;
+    try {
+      for (const [g, page] of pages) await this.files.blockMeta.writev([page], g * this.regionBlocks * BLOCK_META_BYTES);
+      await this.files.blockMeta.datasync();
+      // 3. Region versions.
+      const regions = [...this.regionsChanged].sort((a, b) => a - b);
+      for (const g of regions) {
+        const bytes = Buffer.alloc(REGION_VERSION_BYTES);
+        bytes.writeDoubleLE(this.regionVersionPairs[g * 2] ?? 0, 0);
+        bytes.writeDoubleLE(this.regionVersionPairs[g * 2 + 1] ?? 0, 8);
+        await this.files.regions.writev([bytes], g * REGION_VERSION_BYTES);
+      }
+      await this.files.regions.datasync();
+      for (const [g, page] of pages) {
+        this.metaCache.delete(g);
+        this.metaCache.set(g, page);
+      }
+      this.evictBlockMeta();
+      this.overlay.clear();
+      this.regionsChanged.clear();
+    } finally {
+      this.metaGeneration++;
+      this.metaWriting = null;
+      release();
+    }
+  }
+
+  /**
+   * Deletes the oldest segments whose records are all applied, keeping at
+   * most logRetainedBytesMax (and limits.logRetainedRecordsMax records) of
+   * applied records for catch-up. Runs on the log queue, between groups.
+   */
+  private async trimLog(applied: Version): Promise<void> {
+    let keptBytes = 0;
+    let keptRecords = 0;
+    let cut = -1;
+    for (let i = this.segments.length - 1; i >= 0; i--) {
+      const s = this.segments[i];
+      assert(s !== undefined);
+      if (s.bytes === 0 || s.lastLsn > applied.lsn) continue;
+      keptBytes += s.bytes;
+      keptRecords += s.lastLsn - s.firstLsn + 1;
+      if (keptBytes > this.logRetainedBytesMax || keptRecords > limits.logRetainedRecordsMax) {
+        cut = i;
+        break;
+      }
+    }
+    if (cut < 0) return;
+    const gone = this.segments.slice(0, cut + 1);
+    const lastGone = gone[gone.length - 1];
+    assert(lastGone !== undefined);
+    const base = this.versionAt(asLsn(lastGone.lastLsn));
+    assert(base !== null, "the last trimmed record is known");
+    // The superblock moves first: a segment whose unlink a crash undoes is then recognised as trimmed.
+    await this.persist((s) => ({ ...s, logBase: base }));
+    this.segments = this.segments.slice(cut + 1);
+    if (this.activeSegment !== null && gone.includes(this.activeSegment)) this.activeSegment = null;
+    this.entries.splice(0, base.lsn - this.retainedBase.lsn);
+    this.retainedBase = base;
+    for (const s of gone) {
+      await s.file.close();
+      await this.disk.unlink(s.name);
+    }
+    await this.disk.syncDir();
+  }
+
+  // ---------------------------------------------------------------- failure
+
+  /** What recovery cut from the log when this store opened, or null. */
+  recoveryCut(): string | null {
+    return this.cutReason;
+  }
+
+  stats(): ReplicaStoreStats {
+    return { logSyncs: this.logSyncs, logRecordsAppended: this.logRecordsAppended, blocksRead: this.blocksRead, checksumMismatches: this.checksumMismatches };
+  }
+
+  private checkUsable(): void {
+    if (this.failure !== null) throw this.failure;
+    if (this.closed) throw new AssertionError(`Replica store of volume ${this.volumeName} is closed`);
+  }
+
+  /** Takes the replica out of service for good: a write or sync that failed is never retried on the same data. */
+  private fail(err: unknown): VolumeError {
+    if (this.failure === null) {
+      const detail = err instanceof Error ? err.message : String(err);
+      this.failure = new VolumeError("DISK_FAILED", `Replica of volume ${this.volumeName} is out of service after a disk error: ${detail}`, { cause: err });
+      for (const op of this.logQueue.splice(0)) op.reject(this.failure);
+    }
+    return this.failure;
+  }
+
+  private failureFrom(err: unknown): unknown {
+    if (err instanceof VolumeError || err instanceof AssertionError) return err;
+    return this.fail(err);
+  }
+
+  private async guard<T>(section: () => Promise<T>): Promise<T> {
+    try {
+      return await section();
+    } catch (err) {
+      throw this.failureFrom(err);
+    }
+  }
+
+  /** Reads fail the replica only through its metadata; a bad block is CORRUPT, not a dead disk. */
+  private async guardRead<T>(section: () => Promise<T>): Promise<T> {
+    try {
+      return await section();
+    } catch (err) {
+      if (err instanceof VolumeError || err instanceof AssertionError) throw err;
+      throw new VolumeError("CORRUPT", `Log of volume ${this.volumeName} could not be read: ${(err as Error).message}`, { cause: err });
+    }
+  }
+
+  /**
+   * Stops using the files without syncing or closing anything, as a process
+   * killed at this instant would. For the in-memory store's crash().
+   */
+  async abandon(): Promise<void> {
+    if (this.closed) return;
+    this.fail(new Error("the replica crashed"));
+    this.closed = true;
+    await this.closeFiles();
+    await this.onClose();
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    try {
+      if (this.failure === null) {
+        await this.runBarrier(async () => {
+          await this.drainLog();
+          await this.guard(() => this.checkpointLocked(false));
+        });
+      }
+    } finally {
+      this.closed = true;
+      await this.closeFiles();
+      await this.onClose();
+    }
+  }
+
+  private async closeFiles(): Promise<void> {
+    const all = [this.files.blocks, this.files.blockMeta, this.files.regions, ...this.segments.map((s) => s.file)];
+    this.segments = [];
+    for (const f of all) {
+      try {
+        await f.close();
+      } catch {
+        // Closing after a disk failure may fail again; the handle is gone either way.
+      }
+    }
+  }
+}
+
+assert(limits.logGroupBytesMax >= frameBytesMax(limits.blockSize), "one group holds the largest record");
+assert(limits.blockMetaRegionsCachedMax >= 1, "at least one region's metadata is cached");

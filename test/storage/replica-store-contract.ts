@@ -1,0 +1,558 @@
+/**
+ * The ReplicaStore contract: one suite, run against every implementation
+ * (the file store and the in-memory store pass the same tests).
+ */
+import { afterEach, describe, expect, it } from "vitest";
+import { VolumeError } from "../../src/core/errors.js";
+import { REGION_DIRTY, VERSION_ZERO, asClientId, asEpoch, asLsn, type LogRecord, type Version } from "../../src/core/types.js";
+import { diskError } from "../../src/storage/volume-disk.js";
+import { BLOCK_SIZE, blockBytes, rangeRecord, volumeConfig, writeRecord, type StoreFactory, type StoreUnderTest } from "./fixtures.js";
+
+const v = (epoch: number, lsn: number): Version => ({ epoch: asEpoch(epoch), lsn: asLsn(lsn) });
+const zeros = (blocks: number): Buffer => Buffer.alloc(blocks * BLOCK_SIZE);
+
+async function expectCode(p: Promise<unknown>, code: string, message?: RegExp): Promise<VolumeError> {
+  const err: unknown = await p.then(
+    () => null,
+    (e: unknown) => e,
+  );
+  expect(err).toBeInstanceOf(VolumeError);
+  const ve = err as VolumeError;
+  expect(ve.code).toBe(code);
+  if (message !== undefined) expect(ve.message).toMatch(message);
+  return ve;
+}
+
+function sameRecords(got: readonly LogRecord[] | null, want: readonly LogRecord[]): void {
+  expect(got).not.toBeNull();
+  expect(got?.map((r) => ({ ...r, data: r.data === null ? null : Buffer.from(r.data) }))).toEqual(
+    want.map((r) => ({ ...r, data: r.data === null ? null : Buffer.from(r.data) })),
+  );
+}
+
+export function runReplicaStoreContract(name: string, factory: StoreFactory): void {
+  describe(`ReplicaStore contract: ${name}`, () => {
+    let sut: StoreUnderTest | null = null;
+    const open = async (opts: Parameters<StoreFactory>[1] = {}, blockCount = 64): Promise<StoreUnderTest> => {
+      sut = await factory(volumeConfig("vol1", blockCount), { regionBlocks: 4, ...opts });
+      return sut;
+    };
+    afterEach(async () => {
+      await sut?.cleanup();
+      sut = null;
+    });
+
+    it("starts empty: no log, nothing applied, every block zeros", async () => {
+      const { store } = await open();
+      expect(store.head()).toEqual(VERSION_ZERO);
+      expect(store.appliedVersion()).toEqual(VERSION_ZERO);
+      expect(store.logStartLsn()).toBe(1);
+      expect(store.superblock()).toMatchObject({ promisedEpoch: 0, commitLsn: 0, consistent: true, consistentThrough: null, unsurePastHead: false, sessions: [] });
+      expect(store.logBase()).toEqual(VERSION_ZERO);
+      expect(store.superblock().config).toEqual(volumeConfig());
+      expect(store.regionVersions()).toHaveLength(16);
+      expect(Buffer.from(await store.readBlocks(0, 64))).toEqual(zeros(64));
+    });
+
+    it("appends durably, in order, and reads the log back", async () => {
+      const { store } = await open();
+      const records = [writeRecord(1, 1, 0), writeRecord(1, 2, 5, 3), rangeRecord("trim", 1, 3, 5, 1), writeRecord(2, 4, 9)];
+      // Four appends in flight at once share fdatasyncs.
+      await Promise.all(records.map((r) => store.appendLog([r])));
+      expect(store.head()).toEqual(v(2, 4));
+      expect(store.stats().logRecordsAppended).toBe(4);
+      expect(store.stats().logSyncs).toBeLessThan(4);
+      sameRecords(await store.readLog(asLsn(1), asLsn(4)), records);
+      sameRecords(await store.readLog(asLsn(2), asLsn(3)), records.slice(1, 3));
+      expect(await store.readLog(asLsn(3), asLsn(5))).toBeNull();
+      expect(await store.readLog(asLsn(0), asLsn(2))).toBeNull();
+      expect(store.versionAt(asLsn(3))).toEqual(v(1, 3));
+      expect(store.versionAt(asLsn(0))).toEqual(VERSION_ZERO);
+      expect(store.versionAt(asLsn(9))).toBeNull();
+    });
+
+    it("owns the bytes it was given: reusing the caller's buffer changes nothing", async () => {
+      const { store } = await open();
+      const r = writeRecord(1, 1, 0);
+      const original = Buffer.from(r.data ?? []);
+      const pending = store.appendLog([r]);
+      (r.data as Buffer).fill(0xee);
+      await pending;
+      await store.applyThrough(asLsn(1));
+      expect(Buffer.from(await store.readBlocks(0, 1))).toEqual(original);
+      expect(Buffer.from((await store.readLog(asLsn(1), asLsn(1)))?.[0]?.data ?? [])).toEqual(original);
+    });
+
+    it("refuses a record that does not follow the head, a bad range or bad data, and changes nothing", async () => {
+      const { store } = await open();
+      await store.appendLog([writeRecord(2, 1, 0)]);
+      await expectCode(store.appendLog([writeRecord(2, 3, 0)]), "INVALID_ARGUMENT", /does not follow the log's last record 2:1/);
+      await expectCode(store.appendLog([writeRecord(1, 2, 0)]), "INVALID_ARGUMENT", /epoch is older/);
+      await expectCode(store.appendLog([writeRecord(2, 2, 63, 2)]), "INVALID_ARGUMENT", /end past the volume's 64 blocks/);
+      await expectCode(store.appendLog([{ ...writeRecord(2, 2, 0), data: Buffer.alloc(10) }]), "INVALID_ARGUMENT", /10 data bytes/);
+      expect(store.head()).toEqual(v(2, 1));
+      await store.appendLog([writeRecord(2, 2, 0)]);
+      expect(store.head()).toEqual(v(2, 2));
+    });
+
+    it("drops a divergent tail with truncateLogAfter and takes the new epoch's records", async () => {
+      const { store } = await open();
+      await store.appendLog([1, 2, 3, 4, 5].map((l) => writeRecord(1, l, l)));
+      await store.applyThrough(asLsn(2));
+      await store.truncateLogAfter(asLsn(3));
+      expect(store.head()).toEqual(v(1, 3));
+      expect(await store.readLog(asLsn(3), asLsn(4))).toBeNull();
+      await store.appendLog([writeRecord(2, 4, 30)]);
+      expect(store.head()).toEqual(v(2, 4));
+      sameRecords(await store.readLog(asLsn(4), asLsn(4)), [writeRecord(2, 4, 30)]);
+      await expectCode(store.truncateLogAfter(asLsn(1)), "INVALID_ARGUMENT", /records through 2 are applied/);
+      const again = await sut?.reopen();
+      expect(again?.head()).toEqual(v(2, 4));
+      sameRecords((await again?.readLog(asLsn(1), asLsn(4))) ?? null, [1, 2, 3].map((l) => writeRecord(1, l, l)).concat([writeRecord(2, 4, 30)]));
+    });
+
+    it("applies only through the given lsn: writes, write-zeroes and trims; never-written blocks read as zeros", async () => {
+      const { store } = await open();
+      await store.appendLog([
+        writeRecord(1, 1, 10, 4), // blocks 10..13
+        rangeRecord("zeroes", 1, 2, 11, 1),
+        rangeRecord("trim", 1, 3, 13, 1),
+        rangeRecord("mountStart", 1, 4, 0, 0),
+        writeRecord(1, 5, 12),
+      ]);
+      await store.applyThrough(asLsn(3));
+      expect(store.appliedVersion()).toEqual(v(1, 3));
+      const got = Buffer.from(await store.readBlocks(9, 6));
+      expect(got).toEqual(Buffer.concat([zeros(1), blockBytes(1, 10), zeros(1), blockBytes(1, 12), zeros(1), zeros(1)]));
+      await expectCode(store.applyThrough(asLsn(6)), "INVALID_ARGUMENT", /log ends at 5/);
+      await store.applyThrough(asLsn(5));
+      expect(Buffer.from(await store.readBlocks(12, 1))).toEqual(blockBytes(5, 12));
+      await expectCode(store.readBlocks(60, 5), "OUT_OF_RANGE");
+      await expectCode(store.readBlocks(0, 0), "INVALID_ARGUMENT");
+      // The same after a checkpoint, now from the block data on disk.
+      await store.checkpoint();
+      expect(Buffer.from(await store.readBlocks(9, 6))).toEqual(Buffer.concat([zeros(1), blockBytes(1, 10), zeros(1), blockBytes(5, 12), zeros(2)]));
+      expect(store.stats().checksumMismatches).toBe(0);
+    });
+
+    it("versions each region by the last applied record that touched it", async () => {
+      const { store } = await open();
+      await store.appendLog([writeRecord(1, 1, 2, 4), writeRecord(2, 2, 40), rangeRecord("trim", 2, 3, 41, 1), rangeRecord("mountStart", 3, 4, 0, 0)]);
+      await store.applyThrough(asLsn(4));
+      const versions = store.regionVersions();
+      expect(versions[0]).toEqual(v(1, 1)); // blocks 2,3
+      expect(versions[1]).toEqual(v(1, 1)); // blocks 4,5
+      expect(versions[10]).toEqual(v(2, 3)); // blocks 40..43
+      expect(versions.filter((x) => x.lsn === 0)).toHaveLength(13);
+      await store.checkpoint();
+      const again = await sut?.reopen();
+      expect(again?.regionVersions()).toEqual(versions);
+    });
+
+    it("reads a region with its version and installs a peer's region, re-applying newer local records", async () => {
+      const { store } = await open();
+      // Local history: 1 writes block 8, 2 writes block 9, 3 writes block 10 (all region 2: blocks 8..11).
+      await store.appendLog([writeRecord(1, 1, 8), writeRecord(1, 2, 9), writeRecord(1, 3, 10)]);
+      await store.applyThrough(asLsn(3));
+      const local = await store.readRegion(2);
+      expect(local.version).toEqual(v(1, 3));
+      expect(Buffer.from(local.data)).toEqual(Buffer.concat([blockBytes(1, 8), blockBytes(2, 9), blockBytes(3, 10), zeros(1)]));
+      // The peer's copy was taken at lsn 2: it holds its own bytes for 8 and 9, and lacks record 3.
+      const peer = Buffer.concat([blockBytes(100, 8), blockBytes(101, 9), zeros(1), blockBytes(102, 11)]);
+      await store.installRegion(2, peer, v(1, 2), asLsn(2));
+      const installed = await store.readRegion(2);
+      expect(Buffer.from(installed.data)).toEqual(Buffer.concat([blockBytes(100, 8), blockBytes(101, 9), blockBytes(3, 10), blockBytes(102, 11)]));
+      expect(installed.version).toEqual(v(1, 3));
+      // A region installed at a newer version than a record is not overwritten by that record when it is applied later.
+      await store.appendLog([writeRecord(1, 4, 20), writeRecord(1, 5, 21)]);
+      await store.installRegion(5, Buffer.concat([blockBytes(200, 20), blockBytes(201, 21), zeros(2)]), v(1, 5), asLsn(5));
+      await store.applyThrough(asLsn(5));
+      expect(Buffer.from(await store.readBlocks(20, 2))).toEqual(Buffer.concat([blockBytes(200, 20), blockBytes(201, 21)]));
+      expect(store.regionVersions()[5]).toEqual(v(1, 5));
+      await store.checkpoint();
+      const again = await sut?.reopen();
+      expect(Buffer.from((await again?.readBlocks(8, 4)) ?? [])).toEqual(Buffer.from(installed.data));
+      expect(Buffer.from((await again?.readBlocks(20, 2)) ?? [])).toEqual(Buffer.concat([blockBytes(200, 20), blockBytes(201, 21)]));
+      await expectCode(again?.installRegion(16, zeros(4), v(1, 1), asLsn(1)) ?? Promise.resolve(), "OUT_OF_RANGE");
+      await expectCode(again?.installRegion(3, zeros(3), v(1, 1), asLsn(1)) ?? Promise.resolve(), "INVALID_ARGUMENT");
+    });
+
+    it("resets the log for a region resync: snapshot as head, inconsistent, block data kept", async () => {
+      const { store } = await open();
+      await store.appendLog([writeRecord(1, 1, 0), writeRecord(1, 2, 1)]);
+      await store.applyThrough(asLsn(2));
+      const sessions = [{ clientId: asClientId("other"), clientSeq: 77, lsn: asLsn(40) }];
+      await store.resetLogForResync(v(3, 50), sessions, v(3, 50));
+      expect(store.head()).toEqual(v(3, 50));
+      expect(store.logBase()).toEqual(v(3, 50));
+      expect(store.logStartLsn()).toBe(51);
+      expect(store.appliedVersion()).toEqual(v(3, 50));
+      expect(store.superblock()).toMatchObject({ consistent: false, sessions });
+      expect(await store.readLog(asLsn(1), asLsn(2))).toBeNull();
+      expect(Buffer.from(await store.readBlocks(0, 2))).toEqual(Buffer.concat([blockBytes(1, 0), blockBytes(2, 1)]));
+      await expectCode(store.appendLog([writeRecord(3, 3, 0)]), "INVALID_ARGUMENT");
+      await store.appendLog([writeRecord(3, 51, 2)]);
+      await store.applyThrough(asLsn(51));
+      await store.writeSuperblock({ consistent: true });
+      const again = await sut?.crash();
+      expect(again?.head()).toEqual(v(3, 51));
+      // The most recent client first (foldSessions' order).
+      expect(again?.superblock()).toMatchObject({ consistent: true, consistentThrough: null, sessions: [{ clientId: "c1", clientSeq: 51, lsn: 51 }, sessions[0]] });
+      expect(Buffer.from((await again?.readBlocks(0, 3)) ?? [])).toEqual(Buffer.concat([blockBytes(1, 0), blockBytes(2, 1), blockBytes(51, 2)]));
+    });
+
+    describe("region resync start", () => {
+      // Record l writes the first block of region l (regions of 4 blocks), so a region's version names the record.
+      const inRegion = (epoch: number, l: number): LogRecord => writeRecord(epoch, l, 4 * l);
+      const regionBlock = async (store: StoreUnderTest["store"] | undefined, region: number): Promise<Buffer> =>
+        Buffer.from((await store?.readBlocks(4 * region, 1)) ?? []);
+      const sessions = [{ clientId: asClientId("src"), clientSeq: 9, lsn: asLsn(2) }];
+
+      it("keeps the records after the snapshot when the log holds it; the applied point moves back to the snapshot", async () => {
+        const { store } = await open();
+        const records = [1, 2, 3, 4, 5, 6].map((l) => inRegion(1, l));
+        await store.appendLog(records);
+        await store.applyThrough(asLsn(4));
+        await store.resetLogForResync(v(1, 2), sessions, v(1, 6));
+        expect(store.head()).toEqual(v(1, 6));
+        expect(store.logBase()).toEqual(v(1, 2));
+        expect(store.logStartLsn()).toBe(3);
+        expect(store.appliedVersion()).toEqual(v(1, 2));
+        expect(store.superblock()).toMatchObject({ consistent: false, consistentThrough: v(1, 6), sessions });
+        sameRecords(await store.readLog(asLsn(3), asLsn(6)), records.slice(2));
+        expect(await store.readLog(asLsn(2), asLsn(6))).toBeNull();
+        // Block data is kept as it is, records 3 and 4 included.
+        for (const l of [1, 2, 3, 4]) expect(await regionBlock(store, l)).toEqual(blockBytes(l, 4 * l));
+        // Appends continue after the kept tail, and the kept records (3 and 4 read back from the log) apply again.
+        await store.appendLog([inRegion(1, 7)]);
+        expect(store.head()).toEqual(v(1, 7));
+        await store.applyThrough(asLsn(5));
+        expect(store.regionVersions().slice(2, 6)).toEqual([v(1, 2), REGION_DIRTY, REGION_DIRTY, REGION_DIRTY]);
+        for (const l of [3, 4, 5]) expect(await regionBlock(store, l)).toEqual(blockBytes(l, 4 * l));
+
+        // A crash now: the reset was durable, and so was the block data it kept.
+        const again = await sut?.crash();
+        expect(again?.head()).toEqual(v(1, 7));
+        expect(again?.logBase()).toEqual(v(1, 2));
+        expect(again?.superblock()).toMatchObject({ consistent: false, consistentThrough: v(1, 6), sessions });
+        sameRecords((await again?.readLog(asLsn(3), asLsn(7))) ?? null, [...records.slice(2), inRegion(1, 7)]);
+        // Replayed from the snapshot through the durable commit point (4, what the reset made durable).
+        expect(again?.appliedVersion()).toEqual(v(1, 4));
+        for (const l of [1, 2, 3, 4]) expect(await regionBlock(again, l)).toEqual(blockBytes(l, 4 * l));
+        // Records applied again while inconsistent leave their regions dirty; the others keep their real versions.
+        expect(again?.regionVersions().slice(0, 5)).toEqual([VERSION_ZERO, v(1, 1), v(1, 2), REGION_DIRTY, REGION_DIRTY]);
+        await again?.applyThrough(asLsn(7));
+        expect(again?.regionVersions().slice(5, 8)).toEqual([REGION_DIRTY, REGION_DIRTY, REGION_DIRTY]);
+        for (const l of [5, 6, 7]) expect(await regionBlock(again, l)).toEqual(blockBytes(l, 4 * l));
+      });
+
+      it("keeps every record when the snapshot is the log's base", async () => {
+        // One record per segment, so a checkpoint with no retained tail trims exactly through the applied point.
+        const { store } = await open({ logRetainedBytesMax: 0, logSegmentBytes: 1 });
+        for (const l of [1, 2, 3]) await store.appendLog([inRegion(1, l)]);
+        await store.applyThrough(asLsn(2));
+        await store.checkpoint();
+        expect(store.logBase()).toEqual(v(1, 2));
+        await store.resetLogForResync(v(1, 2), sessions, v(1, 3));
+        expect(store.head()).toEqual(v(1, 3));
+        expect(store.logBase()).toEqual(v(1, 2));
+        sameRecords(await store.readLog(asLsn(3), asLsn(3)), [inRegion(1, 3)]);
+        // A base of another epoch at the same lsn is not held: everything goes.
+        await store.resetLogForResync(v(2, 2), sessions, v(2, 2));
+        expect(store.head()).toEqual(v(2, 2));
+        expect(await store.readLog(asLsn(3), asLsn(3))).toBeNull();
+      });
+
+      it("drops every record when the record at the snapshot's lsn has another epoch", async () => {
+        const { store } = await open();
+        await store.appendLog([1, 2, 3, 4, 5].map((l) => inRegion(1, l)));
+        await store.applyThrough(asLsn(2));
+        await store.resetLogForResync(v(2, 3), sessions, v(2, 3));
+        expect(store.head()).toEqual(v(2, 3));
+        expect(store.logBase()).toEqual(v(2, 3));
+        expect(store.logStartLsn()).toBe(4);
+        expect(store.appliedVersion()).toEqual(v(2, 3));
+        expect(await store.readLog(asLsn(4), asLsn(5))).toBeNull();
+        expect(store.versionAt(asLsn(4))).toBeNull();
+        await expectCode(store.appendLog([inRegion(1, 4)]), "INVALID_ARGUMENT", /epoch is older than the log's last record 2:3/);
+        await store.appendLog([inRegion(2, 4)]);
+        const again = await sut?.crash();
+        expect(again?.head()).toEqual(v(2, 4));
+        expect(again?.logBase()).toEqual(v(2, 3));
+        sameRecords((await again?.readLog(asLsn(4), asLsn(4))) ?? null, [inRegion(2, 4)]);
+        expect(await regionBlock(again, 1)).toEqual(blockBytes(1, 4));
+      });
+
+      it("drops every record when the log is shorter than the snapshot", async () => {
+        const { store } = await open();
+        await store.appendLog([1, 2].map((l) => inRegion(1, l)));
+        await store.applyThrough(asLsn(1));
+        await store.resetLogForResync(v(1, 10), sessions, v(1, 10));
+        expect(store.head()).toEqual(v(1, 10));
+        expect(store.logBase()).toEqual(v(1, 10));
+        expect(store.appliedVersion()).toEqual(v(1, 10));
+        expect(await store.readLog(asLsn(2), asLsn(2))).toBeNull();
+        await expectCode(store.appendLog([inRegion(1, 3)]), "INVALID_ARGUMENT", /does not follow the log's last record 1:10/);
+        const again = await sut?.reopen();
+        expect(again?.head()).toEqual(v(1, 10));
+        expect(again?.superblock()).toMatchObject({ consistent: false, consistentThrough: v(1, 10) });
+      });
+
+      it("keeps consistentThrough durably until the replica is consistent again", async () => {
+        const { store } = await open();
+        await store.appendLog([inRegion(1, 1)]);
+        await store.resetLogForResync(v(1, 1), [], v(1, 5));
+        await store.writeSuperblock({ promisedEpoch: asEpoch(3) });
+        expect(store.superblock().consistentThrough).toEqual(v(1, 5));
+        const again = await sut?.reopen();
+        expect(again?.superblock()).toMatchObject({ consistent: false, consistentThrough: v(1, 5), promisedEpoch: 3 });
+        await again?.writeSuperblock({ consistent: true });
+        expect(again?.superblock()).toMatchObject({ consistent: true, consistentThrough: null });
+        const third = await sut?.crash();
+        expect(third?.superblock()).toMatchObject({ consistent: true, consistentThrough: null });
+      });
+
+      it("while inconsistent, applying dirties a region not installed since the reset and versions an installed one", async () => {
+        const { store } = await open();
+        await store.appendLog([inRegion(1, 1), inRegion(1, 2)]);
+        await store.applyThrough(asLsn(2));
+        // Installed before the reset: that install no longer counts.
+        await store.installRegion(3, Buffer.concat([blockBytes(90, 12), zeros(3)]), v(1, 2), asLsn(2));
+        await store.resetLogForResync(v(1, 2), [], v(1, 2));
+        await store.installRegion(4, Buffer.concat([blockBytes(91, 16), zeros(3)]), v(1, 1), asLsn(2));
+        // Records 3, 4, 5 touch regions 3, 4 and 5.
+        await store.appendLog([3, 4, 5].map((l) => inRegion(1, l)));
+        await store.applyThrough(asLsn(5));
+        expect(store.regionVersions().slice(1, 6)).toEqual([v(1, 1), v(1, 2), REGION_DIRTY, v(1, 4), REGION_DIRTY]);
+        for (const l of [3, 4, 5]) expect(await regionBlock(store, l)).toEqual(blockBytes(l, 4 * l));
+        expect(Buffer.from(await store.readBlocks(17, 1))).toEqual(zeros(1));
+        // Installing a region copied at lsn 4 re-applies record 5 with its real version.
+        await store.installRegion(5, Buffer.concat([zeros(1), blockBytes(92, 21), zeros(2)]), v(1, 2), asLsn(4));
+        expect(store.regionVersions()[5]).toEqual(v(1, 5));
+        expect(Buffer.from(await store.readBlocks(20, 2))).toEqual(Buffer.concat([blockBytes(5, 20), blockBytes(92, 21)]));
+        await store.checkpoint();
+        // Dirty versions are durable; the set of installed regions is not.
+        const again = await sut?.reopen();
+        expect(again?.regionVersions().slice(3, 6)).toEqual([REGION_DIRTY, v(1, 4), v(1, 5)]);
+        await again?.appendLog([inRegion(1, 6), writeRecord(1, 7, 17)]);
+        await again?.applyThrough(asLsn(7));
+        expect(again?.regionVersions().slice(4, 7)).toEqual([REGION_DIRTY, v(1, 5), REGION_DIRTY]);
+        // Consistent again: records get real versions.
+        await again?.writeSuperblock({ consistent: true });
+        await again?.appendLog([writeRecord(1, 8, 12)]);
+        await again?.applyThrough(asLsn(8));
+        expect(again?.regionVersions()[3]).toEqual(v(1, 8));
+      });
+
+      it("refuses a snapshot that is not a version, and changes nothing", async () => {
+        const { store } = await open();
+        await store.appendLog([inRegion(1, 1)]);
+        await expectCode(store.resetLogForResync(v(-1, 2), [], v(1, 1)), "INVALID_ARGUMENT", /snapshot -1:2 is not a version/);
+        await expectCode(store.installRegion(1, zeros(4), REGION_DIRTY, asLsn(0)), "INVALID_ARGUMENT", /-1:-1 is not a version/);
+        expect(store.head()).toEqual(v(1, 1));
+        expect(store.superblock().consistent).toBe(true);
+      });
+    });
+
+    describe("call order", () => {
+      it("applies calls made without awaiting in the order they were made, and resolves them in that order", async () => {
+        const { store } = await open();
+        const resolved: string[] = [];
+        const calls: [string, Promise<void>][] = [
+          ["append 1-5", store.appendLog([1, 2, 3, 4, 5].map((l) => writeRecord(1, l, l)))],
+          ["apply 2", store.applyThrough(asLsn(2))],
+          ["truncate after 3", store.truncateLogAfter(asLsn(3))],
+          ["append 2:4", store.appendLog([writeRecord(2, 4, 30)])],
+          ["promise 2", store.writeSuperblock({ promisedEpoch: asEpoch(2) })],
+          ["append 2:5", store.appendLog([writeRecord(2, 5, 31)])],
+          ["apply 5", store.applyThrough(asLsn(5))],
+          ["reset at 2:4", store.resetLogForResync(v(2, 4), [], v(2, 5))],
+          ["append 2:6", store.appendLog([writeRecord(2, 6, 32)])],
+          ["apply 6", store.applyThrough(asLsn(6))],
+          ["install region 0", store.installRegion(0, Buffer.concat([blockBytes(80, 0), blockBytes(1, 1), blockBytes(2, 2), blockBytes(3, 3)]), v(1, 1), asLsn(6))],
+          ["checkpoint", store.checkpoint()],
+        ];
+        await Promise.all(calls.map(([name, p]) => p.then(() => resolved.push(name))));
+        expect(resolved).toEqual(calls.map(([name]) => name));
+        expect(store.head()).toEqual(v(2, 6));
+        expect(store.logBase()).toEqual(v(2, 4));
+        expect(store.appliedVersion()).toEqual(v(2, 6));
+        expect(store.superblock()).toMatchObject({ promisedEpoch: 2, consistent: false, consistentThrough: v(2, 5) });
+        // Record 5 of epoch 1 was cut before it was applied; 2:5 and 2:6 were applied again after the reset.
+        sameRecords(await store.readLog(asLsn(5), asLsn(6)), [writeRecord(2, 5, 31), writeRecord(2, 6, 32)]);
+        expect(Buffer.from(await store.readBlocks(0, 6))).toEqual(
+          Buffer.concat([blockBytes(80, 0), blockBytes(1, 1), blockBytes(2, 2), blockBytes(3, 3), zeros(1), zeros(1)]),
+        );
+        expect(Buffer.from(await store.readBlocks(30, 3))).toEqual(Buffer.concat([blockBytes(4, 30), blockBytes(5, 31), blockBytes(6, 32)]));
+        const again = await sut?.crash();
+        expect(again?.head()).toEqual(v(2, 6));
+        expect(Buffer.from((await again?.readBlocks(0, 1)) ?? [])).toEqual(blockBytes(80, 0));
+      });
+
+      it("fails a call refused in its turn without holding up the ones after it", async () => {
+        const { store } = await open();
+        const first = store.appendLog([writeRecord(1, 1, 0)]);
+        const truncate = store.truncateLogAfter(asLsn(0));
+        const stale = store.appendLog([writeRecord(1, 2, 1)]);
+        const next = store.appendLog([writeRecord(1, 1, 2)]);
+        await first;
+        await truncate;
+        await expectCode(stale, "INVALID_ARGUMENT", /does not follow the log's last record 0:0/);
+        await next;
+        expect(store.head()).toEqual(v(1, 1));
+        sameRecords(await store.readLog(asLsn(1), asLsn(1)), [writeRecord(1, 1, 2)]);
+      });
+
+      it("keeps group commit: appends queued behind a superblock write share one fdatasync", async () => {
+        const { store } = await open();
+        await store.appendLog([writeRecord(1, 1, 0)]);
+        const before = store.stats().logSyncs;
+        const promise = store.writeSuperblock({ promisedEpoch: asEpoch(1) });
+        await Promise.all([2, 3, 4, 5].map((l) => store.appendLog([writeRecord(1, l, l)])));
+        await promise;
+        expect(store.head()).toEqual(v(1, 5));
+        expect(store.stats().logSyncs - before).toBe(1);
+      });
+    });
+
+    it("checkpoints: trims applied log segments beyond the retained tail, keeps what is retained readable", async () => {
+      const record = writeRecord(1, 1, 0).data?.length ?? 0;
+      const { store } = await open({ logSegmentBytes: 4 * record, logRetainedBytesMax: 8 * (record + 100) });
+      const records = Array.from({ length: 40 }, (_, i) => writeRecord(1, i + 1, i % 64));
+      for (const r of records) await store.appendLog([r]);
+      await store.applyThrough(asLsn(30));
+      await store.checkpoint();
+      expect(store.superblock().commitLsn).toBeGreaterThanOrEqual(30);
+      // 30 applied records in segments of 4: at most 8 applied records' bytes stay, in whole segments.
+      const start = store.logStartLsn();
+      expect(start).toBeGreaterThan(20);
+      expect(start).toBeLessThanOrEqual(31);
+      sameRecords(await store.readLog(start, asLsn(40)), records.slice(start - 1));
+      expect(await store.readLog(asLsn(start - 1), asLsn(40))).toBeNull();
+      expect(store.versionAt(asLsn(start - 1))).toEqual(v(1, start - 1));
+      const again = await sut?.reopen();
+      expect(again?.logStartLsn()).toBe(start);
+      sameRecords((await again?.readLog(start, asLsn(40))) ?? null, records.slice(start - 1));
+      expect(Buffer.from((await again?.readBlocks(0, 30)) ?? [])).toEqual(Buffer.concat(records.slice(0, 30).map((r) => Buffer.from(r.data ?? []))));
+    });
+
+    it("with no retained tail, a checkpoint of everything leaves an empty log that appends continue", async () => {
+      const { store } = await open({ logRetainedBytesMax: 0 });
+      await store.appendLog([writeRecord(1, 1, 0), writeRecord(1, 2, 1)]);
+      await store.applyThrough(asLsn(2));
+      await store.checkpoint();
+      expect(store.logStartLsn()).toBe(3);
+      expect(store.versionAt(asLsn(2))).toEqual(v(1, 2));
+      await store.appendLog([writeRecord(1, 3, 2)]);
+      const again = await sut?.crash();
+      expect(again?.head()).toEqual(v(1, 3));
+      expect(again?.logStartLsn()).toBe(3);
+    });
+
+    it("keeps superblock fields across reopen; the promised epoch never goes back", async () => {
+      const { store } = await open();
+      await store.writeSuperblock({ promisedEpoch: asEpoch(7), commitLsn: asLsn(0) });
+      await store.writeSuperblock({ unsurePastHead: true, config: { ...volumeConfig(), configVersion: 2 } });
+      await expect(store.writeSuperblock({ promisedEpoch: asEpoch(6) })).rejects.toThrow(/promised epoch goes back/);
+      const want = store.superblock();
+      expect(want).toMatchObject({ promisedEpoch: 7, unsurePastHead: true, consistent: true });
+      expect(want.config.configVersion).toBe(2);
+      const again = await sut?.reopen();
+      expect(again?.superblock()).toEqual(want);
+    });
+
+    it("remembers, per client, the highest sequence number applied at a checkpoint", async () => {
+      const { store } = await open();
+      await store.appendLog([writeRecord(1, 1, 0, 1, 5, "a"), writeRecord(1, 2, 1, 1, 9, "b"), writeRecord(1, 3, 2, 1, 6, "a"), writeRecord(1, 4, 3, 1, 10, "b")]);
+      await store.applyThrough(asLsn(3));
+      expect(store.superblock().sessions).toEqual([]);
+      await store.checkpoint();
+      expect(store.superblock().sessions).toEqual([
+        { clientId: "a", clientSeq: 6, lsn: 3 },
+        { clientId: "b", clientSeq: 9, lsn: 2 },
+      ]);
+    });
+
+    it("survives a crash: acknowledged records stay, applied-but-not-checkpointed records come back from the log", async () => {
+      const { store } = await open();
+      await store.appendLog([1, 2, 3, 4, 5, 6].map((l) => writeRecord(1, l, l)));
+      await store.applyThrough(asLsn(2));
+      await store.checkpoint();
+      await store.writeSuperblock({ commitLsn: asLsn(4) });
+      await store.applyThrough(asLsn(5));
+      const again = await sut?.crash();
+      expect(again?.head()).toEqual(v(1, 6));
+      // Replayed through the durable commit point; the driver applies the rest when it learns it is committed.
+      expect(again?.appliedVersion()).toEqual(v(1, 4));
+      expect(Buffer.from((await again?.readBlocks(1, 5)) ?? [])).toEqual(Buffer.concat([blockBytes(1, 1), blockBytes(2, 2), blockBytes(3, 3), blockBytes(4, 4), zeros(1)]));
+      expect(again?.superblock().unsurePastHead).toBe(false);
+    });
+
+    it("takes itself out of service on ENOSPC writing the log, and never retries", async () => {
+      let failWrites = false;
+      let logSyncs = 0;
+      const { store } = await open({
+        faults: {
+          beforeWrite: (file) => (failWrites && file.startsWith("log-") ? diskError("ENOSPC", "write", file) : undefined),
+          beforeSync: (file) => {
+            if (file.startsWith("log-")) logSyncs++;
+            return undefined;
+          },
+        },
+      });
+      await store.appendLog([writeRecord(1, 1, 0)]);
+      failWrites = true;
+      const syncsBefore = logSyncs;
+      await expectCode(store.appendLog([writeRecord(1, 2, 0)]), "DISK_FAILED", /out of service after a disk error: ENOSPC/);
+      failWrites = false;
+      await expectCode(store.appendLog([writeRecord(1, 2, 0)]), "DISK_FAILED");
+      await expectCode(store.readBlocks(0, 1), "DISK_FAILED");
+      await expectCode(store.checkpoint(), "DISK_FAILED");
+      expect(logSyncs).toBe(syncsBefore);
+      expect(store.head()).toEqual(v(1, 1));
+    });
+
+    it("takes itself out of service on EIO from fdatasync: every append in the group fails, the sync is not retried", async () => {
+      let failSyncs = 0;
+      let syncCalls = 0;
+      const { store } = await open({
+        faults: {
+          beforeSync: (file) => {
+            if (!file.startsWith("log-")) return undefined;
+            syncCalls++;
+            if (failSyncs > 0) {
+              failSyncs--;
+              return diskError("EIO", "fdatasync", file);
+            }
+            return undefined;
+          },
+        },
+      });
+      await store.appendLog([writeRecord(1, 1, 0)]);
+      failSyncs = 1;
+      const before = syncCalls;
+      const results = await Promise.allSettled([2, 3, 4].map((l) => store.appendLog([writeRecord(1, l, l)])));
+      for (const r of results) {
+        expect(r.status).toBe("rejected");
+        expect(((r as PromiseRejectedResult).reason as VolumeError).code).toBe("DISK_FAILED");
+      }
+      expect(syncCalls - before).toBeLessThanOrEqual(2);
+      const after = syncCalls;
+      await expectCode(store.appendLog([writeRecord(1, 5, 0)]), "DISK_FAILED");
+      await expectCode(store.writeSuperblock({ commitLsn: asLsn(1) }), "DISK_FAILED");
+      expect(syncCalls).toBe(after);
+    });
+
+    it("takes itself out of service on EIO syncing block data at a checkpoint", async () => {
+      let failData = false;
+      const { store } = await open({
+        faults: { beforeSync: (file) => (failData && file === "blocks" ? diskError("EIO", "fdatasync", file) : undefined) },
+      });
+      await store.appendLog([writeRecord(1, 1, 0)]);
+      await store.applyThrough(asLsn(1));
+      failData = true;
+      await expectCode(store.checkpoint(), "DISK_FAILED", /EIO/);
+      await expectCode(store.applyThrough(asLsn(1)), "DISK_FAILED");
+    });
+  });
+}
