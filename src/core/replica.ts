@@ -256,7 +256,7 @@ interface DeferredInstall {
 
 export class ReplicaCore {
   readonly nodeId: NodeId;
-  private config: VolumeConfig;
+  private readonly config: VolumeConfig;
   private readonly timing: CoreTiming;
   private readonly bugs: TestOnlyPlantedBugs;
   /**
@@ -1487,11 +1487,6 @@ export class ReplicaCore {
       this.out.push({ type: "readBlocks", reqId: r.reqId, block: r.req.block, blockCount: r.req.blockCount, overlay });
       return true;
     });
-  }
-
-  /** Applies a changed replica set (replace, issue 5); kept minimal for now. */
-  configuration(): VolumeConfig {
-    return this.config;
   }
 }
 
