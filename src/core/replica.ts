@@ -900,7 +900,7 @@ export class ReplicaCore {
 
   private onMount(reqId: RequestId, req: MountRequest): void {
     const p = this.primary;
-    if (p !== null && p.clientId === req.clientId && p.phase === "active") {
+    if (p !== null && p.clientId === req.clientId && p.phase === "active" && this.leaseValid(p)) {
       this.out.push({ type: "reply", reqId, result: { ok: true, epoch: p.epoch, blockCount: this.config.blockCount, blockSize: this.config.blockSize } });
       return;
     }
@@ -1186,8 +1186,9 @@ export class ReplicaCore {
       return this.fail(reqId, "INVALID_ARGUMENT", `A ${req.kind} request carries no data`);
     }
     if (req.clientSeq <= p.trimmedSeqMax || p.seqsAtMount.has(req.clientSeq)) {
-      // A replay of a write the history already holds: committed with the mount start.
-      this.out.push({ type: "reply", reqId, result: { ok: true, epoch: p.epoch, lsn: p.mountStartLsn } });
+      // A replay of a write the history already holds (committed with the
+      // mount start). Acknowledged like any other write: under the lease.
+      p.pendingWrites.push({ reqId, lsn: p.mountStartLsn, deadline: this.now + this.timing.writeTimeoutTicks });
       return;
     }
     const dup = p.seqLsn.get(req.clientSeq);
