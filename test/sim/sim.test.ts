@@ -43,7 +43,6 @@ describe("simulator, clean seeds", () => {
 
 describe("simulator, planted bugs are caught", () => {
   for (const [name, key] of Object.entries(PLANTED_BUG_NAMES)) {
-    if (name === "resync-mark-early") continue; // replica replacement and scrub are issue 5's
     it(`catches ${name} within 500 seeds`, () => {
       const bugs: TestOnlyPlantedBugs = { [key]: true };
       let caught: string | null = null;
