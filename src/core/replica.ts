@@ -673,6 +673,8 @@ export class ReplicaCore {
     const leaseLive =
       !this.released && this.lastPrimaryAnswerTick !== null && this.now - this.lastPrimaryAnswerTick < this.timing.leaseTicks;
     if (!m.takeover && leaseLive && this.promisedClientId !== null && this.promisedClientId !== m.clientId) return refuse("busy");
+    // This node may itself be the live primary: its own lease counts too.
+    if (!m.takeover && this.holdsLiveMountOfAnother(m.clientId)) return refuse("busy");
     this.grantSinceOlder = this.released || this.lastPrimaryAnswerTick === null ? null : this.now - this.lastPrimaryAnswerTick;
     this.lastPrimaryAnswerTick = null;
     this.adoptEpoch(m.epoch, from, m.clientId);
@@ -907,6 +909,9 @@ export class ReplicaCore {
     if (p !== null && p.phase !== "active") {
       return this.fail(reqId, "VOLUME_BUSY", `A mount of volume ${this.config.name} is in progress on ${this.nodeId}: try again shortly`);
     }
+    if (!req.takeover && this.holdsLiveMountOfAnother(req.clientId)) {
+      return this.fail(reqId, "VOLUME_BUSY", `Volume ${this.config.name} is mounted by another client whose lease is live: use takeover (volctl --force) to fence it`);
+    }
     if (!this.consistent) {
       return this.fail(reqId, "NO_QUORUM", `The replica of ${this.config.name} on ${this.nodeId} is resyncing: mount through another replica`);
     }
@@ -939,6 +944,12 @@ export class ReplicaCore {
     this.primary = session;
     this.trace("mount begins", { candidate: this.nodeId, clientId: req.clientId, takeover: req.takeover });
     this.sendPromises(session, true);
+  }
+
+  /** Whether this node is the active primary of another client's mount, under a valid lease. */
+  private holdsLiveMountOfAnother(clientId: ClientId): boolean {
+    const p = this.primary;
+    return p !== null && p.phase === "active" && p.clientId !== clientId && this.leaseValid(p);
   }
 
   private sendPromises(p: PrimarySession, fresh: boolean): void {

@@ -1,0 +1,108 @@
+/** `Admin` in proto/volume.proto: replicas on this node, and the node's health. */
+import type { sendUnaryData, ServerUnaryCall, UntypedServiceImplementation } from "@grpc/grpc-js";
+import { VolumeError } from "../core/errors.js";
+import { limits } from "../core/limits.js";
+import { asNodeId, type VolumeConfig } from "../core/types.js";
+import { toServiceError } from "../rpc/errors.js";
+import type { NodeStatusReplyWire, ReplicaConfigWire, ReplicaStatusWire } from "../rpc/volume-wire.js";
+import { checkVolumeConfig } from "../storage/disk-replica-store.js";
+import type { VolumeDriver } from "./volume-driver.js";
+
+export interface ReplicaHost {
+  readonly nodeId: string;
+  readonly listen: string;
+  readonly startedAtMs: number;
+  /** Node ids of the cluster file. */
+  knownNodes(): ReadonlySet<string>;
+  driver(volume: string): VolumeDriver;
+  drivers(): readonly VolumeDriver[];
+  createReplica(config: VolumeConfig): Promise<"created" | "exists">;
+  deleteReplica(volume: string): Promise<void>;
+}
+
+export function configFromWire(w: ReplicaConfigWire | null | undefined, host: ReplicaHost): VolumeConfig {
+  if (w === null || w === undefined) throw new VolumeError("INVALID_ARGUMENT", "CreateReplica needs a config");
+  const blockSize = w.blockSize === 0 ? limits.blockSize : w.blockSize;
+  if (blockSize !== limits.blockSize) throw new VolumeError("INVALID_ARGUMENT", `Block size ${blockSize} is not supported: volumes have ${limits.blockSize}-byte blocks`);
+  const config: VolumeConfig = {
+    name: w.name,
+    blockSize,
+    blockCount: w.blockCount,
+    replicas: w.replicas.map(asNodeId),
+    configVersion: w.configVersion,
+  };
+  checkVolumeConfig(config);
+  const known = host.knownNodes();
+  for (const r of config.replicas) {
+    if (!known.has(r)) throw new VolumeError("INVALID_ARGUMENT", `Replica node ${r} of volume ${config.name} is not in the cluster file`);
+  }
+  if (!config.replicas.includes(asNodeId(host.nodeId))) {
+    throw new VolumeError("INVALID_ARGUMENT", `Volume ${config.name} has no replica on node ${host.nodeId}: its replicas are ${config.replicas.join(", ")}`);
+  }
+  return config;
+}
+
+export function configToWire(c: VolumeConfig): ReplicaConfigWire {
+  return { name: c.name, blockCount: c.blockCount, blockSize: c.blockSize, replicas: [...c.replicas], configVersion: c.configVersion };
+}
+
+export function replicaStatus(d: VolumeDriver, nodeId: string): ReplicaStatusWire {
+  const s = d.status();
+  return {
+    volume: d.name,
+    node: nodeId,
+    config: configToWire(d.config),
+    promisedEpoch: s.promisedEpoch,
+    head: { epoch: s.head.epoch, lsn: s.head.lsn },
+    commitLsn: s.commitLsn,
+    appliedLsn: s.appliedLsn,
+    consistent: s.consistent,
+    unsurePastHead: s.unsurePastHead,
+    primaryEpoch: s.primary?.epoch ?? 0,
+    primaryPhase: s.primary?.phase ?? "",
+    primaryClient: s.primary?.clientId ?? "",
+    leaseValid: s.primary?.leaseValid ?? false,
+    followers: s.followers.map((f) => ({ node: f.node, matchLsn: f.matchLsn, consistent: f.consistent, resyncing: f.resyncing, regionsLeft: f.regionsLeft })),
+    diskFailed: s.diskFailed,
+  };
+}
+
+function unary<Req, Res>(handler: (req: Req) => Promise<Res> | Res): (call: ServerUnaryCall<Req, Res>, callback: sendUnaryData<Res>) => void {
+  return (call, callback) => {
+    let p: Promise<Res>;
+    try {
+      p = Promise.resolve(handler(call.request));
+    } catch (err) {
+      callback(toServiceError(err));
+      return;
+    }
+    p.then(
+      (res) => callback(null, res),
+      (err: unknown) => callback(toServiceError(err)),
+    );
+  };
+}
+
+export function adminService(host: ReplicaHost): UntypedServiceImplementation {
+  return {
+    CreateReplica: unary(async (req: { config?: ReplicaConfigWire | null }) => {
+      await host.createReplica(configFromWire(req.config, host));
+      return {};
+    }),
+    DeleteReplica: unary(async (req: { volume: string }) => {
+      await host.deleteReplica(req.volume);
+      return {};
+    }),
+    ListReplicas: unary(() => ({ replicas: host.drivers().map((d) => replicaStatus(d, host.nodeId)) })),
+    ReplicaStatus: unary((req: { volume: string }) => replicaStatus(host.driver(req.volume), host.nodeId)),
+    NodeStatus: unary(
+      (): NodeStatusReplyWire => ({
+        node: host.nodeId,
+        listen: host.listen,
+        uptimeMs: Math.max(0, Math.floor(performance.now() - host.startedAtMs)),
+        rssBytes: process.memoryUsage.rss(),
+        volumes: host.drivers().length,
+      }),
+    ),
+  };
+}

@@ -1,0 +1,482 @@
+/**
+ * One replica of one volume in the daemon: a ReplicaCore driven by events
+ * (ticks, peer messages, client requests, durable completions) and a
+ * ReplicaStore that executes its persist and apply actions.
+ *
+ * The driver's rules (src/core/replica.ts, header): actions run in the
+ * order given, one batch finished before the next event is stepped (events
+ * that arrive meanwhile queue); persist completions go back to the core in
+ * token-issue order; messages go out only as the actions say. Store calls
+ * are issued synchronously in action order and the store makes them take
+ * effect in call order, so nothing here awaits between two actions.
+ *
+ * A disk failure (DISK_FAILED from the store), or any store error that
+ * should not happen, takes the replica out of service for good: every
+ * request is answered DISK_FAILED and the core is stepped no more.
+ */
+import { performance } from "node:perf_hooks";
+import { VolumeError } from "../core/errors.js";
+import { limits } from "../core/limits.js";
+import type {
+  ClientRequest,
+  CoreAction,
+  CoreEvent,
+  DurableToken,
+  MountResult,
+  PeerMessage,
+  RequestFailure,
+  RequestId,
+  UnmountResult,
+  WriteRequest,
+  WriteResult,
+} from "../core/messages.js";
+import { ReplicaCore, type RecoveredReplica } from "../core/replica.js";
+import { asLsn, asTicks, type BlockIndex, type ClientId, type Epoch, type LogRecord, type Lsn, type NodeId, type VolumeConfig } from "../core/types.js";
+import type { ReplicaStore } from "../storage/replica-store.js";
+import type { Logger } from "./logger.js";
+
+export type ReadResult = { readonly ok: true; readonly data: Uint8Array } | RequestFailure;
+type AnyResult = MountResult | WriteResult | UnmountResult | ReadResult;
+
+/** Where the driver's peer messages go (the peer transport). */
+export interface PeerSender {
+  send(to: NodeId, volume: string, msg: PeerMessage): void;
+}
+
+export interface VolumeDriverOptions {
+  readonly nodeId: NodeId;
+  readonly peers: PeerSender;
+  readonly logger: Logger;
+  /** Resync throttle: bytes of region copies per second this primary sends (null: unthrottled). */
+  readonly resyncBytesPerSec?: number | null;
+  /** Called when the core broke an invariant: a bug, the process should exit. */
+  readonly onInvariantBroken: (err: unknown) => void;
+}
+
+const TICK_MS = 10;
+const CHECKPOINT_INTERVAL_MS = 1000;
+const CHECKPOINT_RECORDS = 4096;
+
+/** The monotonic clock of the daemon, in whole milliseconds (ticks travel as uint64). */
+export function monotonicMs(): number {
+  return Math.floor(performance.now());
+}
+
+export class VolumeDriver {
+  readonly name: string;
+  readonly config: VolumeConfig;
+  private readonly core: ReplicaCore;
+  private readonly log: Logger;
+  private readonly inbox: CoreEvent[] = [];
+  private stepping = false;
+  private tickQueued = false;
+  private readonly timer: NodeJS.Timeout;
+  private nextReqId: RequestId = 1;
+  private readonly waiting = new Map<RequestId, (r: AnyResult) => void>();
+  /** Persist completions, in token-issue order: the core hears of one only after every earlier one. */
+  private readonly durableFifo: { readonly token: DurableToken; done: boolean }[] = [];
+  /** Every store call not yet settled (waited for at close). */
+  private readonly storeCalls = new Set<Promise<unknown>>();
+  /** The last call that changes block data: reads of applied blocks wait for it. */
+  private dataBarrier: Promise<unknown> = Promise.resolve();
+  /** throughLsn of the last apply issued: a region read after it reflects every record through it. */
+  private lastApplyLsn: Lsn;
+  private appliedSinceCheckpoint = 0;
+  private lastCheckpointMs: number;
+  private checkpointing = false;
+  private failure: VolumeError | null = null;
+  private closing = false;
+  private closed = false;
+
+  private constructor(
+    private readonly store: ReplicaStore,
+    recovered: RecoveredReplica,
+    private readonly opts: VolumeDriverOptions,
+  ) {
+    this.config = store.superblock().config;
+    this.name = this.config.name;
+    this.log = opts.logger.child({ volume: this.name });
+    const regionBytes = limits.regionBlocks * this.config.blockSize;
+    const bps = opts.resyncBytesPerSec ?? null;
+    this.core = new ReplicaCore(
+      {
+        nodeId: opts.nodeId,
+        config: this.config,
+        ...(bps === null ? {} : { resyncRegionIntervalTicks: Math.ceil((regionBytes / bps) * 1000) }),
+      },
+      recovered,
+    );
+    this.lastApplyLsn = recovered.appliedLsn;
+    this.lastCheckpointMs = recovered.now;
+    this.timer = setInterval(() => this.postTick(), TICK_MS);
+    this.timer.unref();
+  }
+
+  /** Recovers the core's state from the store and starts driving it. */
+  static async open(store: ReplicaStore, opts: VolumeDriverOptions): Promise<VolumeDriver> {
+    const sb = store.superblock();
+    const head = store.head();
+    const from = store.logStartLsn();
+    let records: LogRecord[] = [];
+    if (from <= head.lsn) {
+      const read = await store.readLog(from, head.lsn);
+      if (read === null) throw new VolumeError("CORRUPT", `Replica of ${sb.config.name}: its log from ${from} through ${head.lsn} is not all retained`);
+      records = read;
+    }
+    const appliedLsn = store.appliedVersion().lsn;
+    const recovered: RecoveredReplica = {
+      promisedEpoch: sb.promisedEpoch,
+      commitLsn: asLsn(Math.max(sb.commitLsn, appliedLsn)),
+      consistent: sb.consistent,
+      consistentThrough: sb.consistentThrough,
+      unsurePastHead: sb.unsurePastHead,
+      sessions: sb.sessions,
+      logBase: store.logBase(),
+      records,
+      appliedLsn,
+      regionVersions: store.regionVersions(),
+      now: asTicks(monotonicMs()),
+    };
+    return new VolumeDriver(store, recovered, opts);
+  }
+
+  // ------------------------------------------------------------ client side
+
+  mount(clientId: ClientId, takeover: boolean): Promise<MountResult> {
+    return this.request({ type: "mount", clientId, takeover }) as Promise<MountResult>;
+  }
+
+  write(req: WriteRequest): Promise<WriteResult> {
+    return this.request(req) as Promise<WriteResult>;
+  }
+
+  read(block: BlockIndex, blockCount: number): Promise<ReadResult> {
+    return this.request({ type: "read", block, blockCount }) as Promise<ReadResult>;
+  }
+
+  unmount(): Promise<UnmountResult> {
+    return this.request({ type: "unmount" });
+  }
+
+  private request(req: ClientRequest): Promise<AnyResult> {
+    if (this.failure !== null) return Promise.resolve(this.failed());
+    if (this.closing) {
+      return Promise.resolve({ ok: false, code: "NO_QUORUM", message: `Node ${this.opts.nodeId} is shutting down: use another replica of ${this.name}` } satisfies RequestFailure);
+    }
+    const reqId = this.nextReqId++;
+    return new Promise<AnyResult>((resolve) => {
+      this.waiting.set(reqId, resolve);
+      this.post({ type: "request", reqId, req });
+    });
+  }
+
+  /** The mount this node coordinates, if it is active. */
+  activeMount(): { epoch: Epoch; clientId: ClientId } | null {
+    if (this.failure !== null || !this.core.isActivePrimary()) return null;
+    const p = this.core.status().primary;
+    return p === null ? null : { epoch: p.epoch, clientId: p.clientId };
+  }
+
+  status(): ReturnType<ReplicaCore["status"]> & { diskFailed: boolean } {
+    return { ...this.core.status(), diskFailed: this.failure !== null };
+  }
+
+  requestsWaiting(): number {
+    return this.waiting.size;
+  }
+
+  // -------------------------------------------------------------- peer side
+
+  /** A message from a peer; malformed ones are dropped here, before the core. */
+  deliver(from: NodeId, msg: PeerMessage): void {
+    if (this.failure !== null || this.closed) return;
+    const problem = this.checkPeerMessage(msg);
+    if (problem !== null) {
+      this.log.warn({ from, type: msg.type, problem }, "peer message dropped");
+      return;
+    }
+    this.post({ type: "message", from, msg });
+  }
+
+  /** What the codec cannot check without the volume's configuration. */
+  private checkPeerMessage(msg: PeerMessage): string | null {
+    const records = msg.type === "append" || msg.type === "fetchReply" ? msg.records : [];
+    for (const r of records) {
+      if (r.kind === "mountStart") {
+        if (r.blockCount !== 0) return `mount start record ${r.lsn} covers blocks`;
+        continue;
+      }
+      if (r.blockCount < 1 || r.blockCount > limits.requestBlocksMax || r.block + r.blockCount > this.config.blockCount) {
+        return `record ${r.lsn} covers blocks ${r.block}+${r.blockCount}`;
+      }
+      if (r.kind === "write" && r.data?.length !== r.blockCount * this.config.blockSize) return `record ${r.lsn} has ${r.data?.length ?? 0} data bytes`;
+    }
+    if (msg.type === "region") {
+      const first = msg.region * limits.regionBlocks;
+      if (first >= this.config.blockCount) return `no region ${msg.region}`;
+      const blocks = Math.min(limits.regionBlocks, this.config.blockCount - first);
+      if (msg.data.length !== blocks * this.config.blockSize) return `region ${msg.region} has ${msg.data.length} bytes`;
+    }
+    return null;
+  }
+
+  // ---------------------------------------------------------------- stepping
+
+  private postTick(): void {
+    if (this.tickQueued) return;
+    this.tickQueued = true;
+    this.post({ type: "tick", now: asTicks(monotonicMs()) });
+  }
+
+  private post(event: CoreEvent): void {
+    if (this.failure !== null || this.closed) return;
+    this.inbox.push(event);
+    this.pump();
+  }
+
+  /** Steps queued events one at a time; never re-entrant. */
+  private pump(): void {
+    if (this.stepping) return;
+    this.stepping = true;
+    try {
+      for (let event = this.inbox.shift(); event !== undefined && this.failure === null; event = this.inbox.shift()) {
+        if (event.type === "tick") {
+          this.tickQueued = false;
+          this.maybeCheckpoint(event.now);
+        }
+        let actions: CoreAction[];
+        try {
+          actions = this.core.step(event);
+        } catch (err) {
+          this.log.fatal({ err, event: event.type }, "replica core broke an invariant");
+          this.opts.onInvariantBroken(err);
+          this.takeOutOfService(new VolumeError("DISK_FAILED", `Replica of ${this.name} stopped after an internal error: ${(err as Error).message}`));
+          return;
+        }
+        for (const a of actions) this.execute(a);
+      }
+    } finally {
+      this.stepping = false;
+    }
+  }
+
+  private execute(a: CoreAction): void {
+    const store = this.store;
+    switch (a.type) {
+      case "send":
+        for (const part of splitAppend(a.msg)) this.opts.peers.send(a.to, this.name, part);
+        return;
+      case "persistSuperblock":
+        return this.persist(a.token, store.writeSuperblock(a.patch));
+      case "appendLog":
+        return this.persist(a.token, store.appendLog(a.records));
+      case "truncateLog":
+        return this.persist(a.token, store.truncateLogAfter(a.afterLsn));
+      case "resetLogForResync": {
+        const p = store.resetLogForResync(a.snapshot, a.sessions, a.consistentThrough);
+        this.dataBarrier = p.catch(() => undefined);
+        this.lastApplyLsn = a.snapshot.lsn;
+        return this.persist(a.token, p);
+      }
+      case "installRegion": {
+        const p = store.installRegion(a.region, a.data, a.version, a.copiedAt);
+        this.dataBarrier = p.catch(() => undefined);
+        return this.persist(a.token, p);
+      }
+      case "markConsistent":
+        // The store checkpoints the installed regions before it says so.
+        return this.persist(a.token, store.writeSuperblock({ consistent: true }));
+      case "apply": {
+        const count = a.throughLsn - this.lastApplyLsn;
+        const p = this.track(store.applyThrough(a.throughLsn), "apply");
+        this.dataBarrier = p.catch(() => undefined);
+        this.lastApplyLsn = a.throughLsn;
+        this.appliedSinceCheckpoint += Math.max(0, count);
+        return;
+      }
+      case "readBlocks":
+        return this.readBlocks(a.reqId, a.block, a.blockCount, a.overlay);
+      case "sendRegion": {
+        const copiedAt = this.lastApplyLsn;
+        const { to, epoch, region } = a;
+        this.track(store.readRegion(region), "read region").then(
+          ({ data, version }) => {
+            if (!this.closed) this.opts.peers.send(to, this.name, { type: "region", epoch, region, data, version, copiedAt });
+          },
+          () => undefined,
+        );
+        return;
+      }
+      case "reply":
+        return this.answer(a.reqId, a.result);
+      case "trace":
+        this.log.info({ ...a.detail, event: a.event }, a.event);
+        return;
+      default:
+        throw new Error(`Unknown action ${JSON.stringify(a satisfies never)}`);
+    }
+  }
+
+  private answer(reqId: RequestId, result: AnyResult): void {
+    const resolve = this.waiting.get(reqId);
+    if (resolve === undefined) return;
+    this.waiting.delete(reqId);
+    resolve(result);
+  }
+
+  private persist(token: DurableToken, call: Promise<void>): void {
+    const entry = { token, done: false };
+    this.durableFifo.push(entry);
+    this.track(call, "persist").then(
+      () => {
+        entry.done = true;
+        while (this.durableFifo[0]?.done === true) {
+          const e = this.durableFifo.shift();
+          if (e !== undefined) this.post({ type: "durable", token: e.token });
+        }
+      },
+      () => undefined,
+    );
+  }
+
+  /** A store call whose failure takes the replica out of service. */
+  private track<T>(call: Promise<T>, what: string): Promise<T> {
+    this.storeCalls.add(call);
+    const settled = (): void => {
+      this.storeCalls.delete(call);
+    };
+    call.then(settled, (err: unknown) => {
+      settled();
+      this.storeFailed(err, what);
+    });
+    return call;
+  }
+
+  private storeFailed(err: unknown, what: string): void {
+    if (this.failure !== null) return;
+    const e =
+      err instanceof VolumeError && err.code === "DISK_FAILED"
+        ? err
+        : new VolumeError("DISK_FAILED", `Replica of ${this.name} is out of service after a failed ${what}: ${(err as Error).message}`, { cause: err });
+    this.log.error({ err, what }, "replica out of service");
+    this.takeOutOfService(e);
+  }
+
+  private takeOutOfService(e: VolumeError): void {
+    if (this.failure !== null) return;
+    this.failure = e;
+    this.inbox.length = 0;
+    clearInterval(this.timer);
+    for (const resolve of this.waiting.values()) resolve(this.failed());
+    this.waiting.clear();
+  }
+
+  private failed(): RequestFailure {
+    return { ok: false, code: "DISK_FAILED", message: this.failure?.message ?? `Replica of ${this.name} is out of service` };
+  }
+
+  private readBlocks(reqId: RequestId, block: BlockIndex, blockCount: number, overlay: readonly LogRecord[]): void {
+    const bs = this.config.blockSize;
+    // The applies issued before this read must have reached the block data.
+    const read = this.dataBarrier.then(() => this.store.readBlocks(block, blockCount));
+    // Waited for at close (not tracked as a failure: a corrupt block fails the read, not the replica).
+    this.storeCalls.add(read);
+    const settled = (): void => {
+      this.storeCalls.delete(read);
+    };
+    read.then(settled, settled);
+    read.then(
+      (data) => {
+        for (const r of overlay) {
+          const from = Math.max(r.block, block);
+          const to = Math.min(r.block + r.blockCount, block + blockCount);
+          if (from >= to) continue;
+          const into = (from - block) * bs;
+          if (r.kind === "write" && r.data !== null) data.set(r.data.subarray((from - r.block) * bs, (to - r.block) * bs), into);
+          else data.fill(0, into, (to - block) * bs);
+        }
+        this.answer(reqId, { ok: true, data });
+      },
+      (err: unknown) => {
+        if (err instanceof VolumeError && err.code === "CORRUPT") {
+          this.log.error({ err, block, blockCount }, "read found a corrupt block");
+          this.answer(reqId, { ok: false, code: "CORRUPT", message: err.message });
+          return;
+        }
+        this.storeFailed(err, "read");
+      },
+    );
+  }
+
+  private maybeCheckpoint(now: number): void {
+    if (this.checkpointing || this.closing) return;
+    const due = this.appliedSinceCheckpoint >= CHECKPOINT_RECORDS || (this.appliedSinceCheckpoint > 0 && now - this.lastCheckpointMs >= CHECKPOINT_INTERVAL_MS);
+    if (!due) return;
+    this.checkpointing = true;
+    this.appliedSinceCheckpoint = 0;
+    this.lastCheckpointMs = now;
+    this.track(this.store.checkpoint(), "checkpoint").then(
+      () => {
+        this.checkpointing = false;
+      },
+      () => undefined,
+    );
+  }
+
+  // ---------------------------------------------------------------- shutdown
+
+  /**
+   * Stops taking requests and gives those in flight up to `graceMs` to be
+   * answered (replication and ticks go on meanwhile).
+   */
+  async drain(graceMs: number): Promise<void> {
+    this.closing = true;
+    const until = monotonicMs() + graceMs;
+    while (this.waiting.size > 0 && this.failure === null && monotonicMs() < until) {
+      await new Promise((resolve) => setTimeout(resolve, TICK_MS));
+    }
+  }
+
+  /** Stops the core, waits for the store calls issued, checkpoints and closes the store. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closing = true;
+    this.closed = true;
+    clearInterval(this.timer);
+    this.inbox.length = 0;
+    for (const resolve of this.waiting.values()) {
+      resolve({ ok: false, code: "NO_QUORUM", message: `Node ${this.opts.nodeId} stopped serving ${this.name}: the outcome is unknown` });
+    }
+    this.waiting.clear();
+    while (this.storeCalls.size > 0) await Promise.allSettled([...this.storeCalls]);
+    await this.store.close();
+  }
+}
+
+/** An append larger than a message should carry goes as several appends of the same epoch, each following the one before. */
+function splitAppend(msg: PeerMessage): PeerMessage[] {
+  if (msg.type !== "append" || msg.records.length <= 1) return [msg];
+  let total = 0;
+  for (const r of msg.records) total += r.data?.length ?? 0;
+  if (total <= limits.appendBytesPerMessageMax) return [msg];
+  const parts: PeerMessage[] = [];
+  let prev = msg.prev;
+  let chunk: LogRecord[] = [];
+  let bytes = 0;
+  const flush = (): void => {
+    if (chunk.length === 0) return;
+    parts.push({ ...msg, prev, records: chunk });
+    const last = chunk[chunk.length - 1];
+    if (last !== undefined) prev = { epoch: last.epoch, lsn: last.lsn };
+    chunk = [];
+    bytes = 0;
+  };
+  for (const r of msg.records) {
+    const n = r.data?.length ?? 0;
+    if (chunk.length > 0 && bytes + n > limits.appendBytesPerMessageMax) flush();
+    chunk.push(r);
+    bytes += n;
+  }
+  flush();
+  return parts;
+}

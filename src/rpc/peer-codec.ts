@@ -1,0 +1,355 @@
+/**
+ * The core's peer messages <-> proto/replication.proto objects (as
+ * proto-loader gives them: camelCase fields, uint64 as number, enums as
+ * strings, bytes as Buffer views into the received frame).
+ *
+ * Decoding is where bytes from another process become protocol input, so it
+ * checks structure here: every number a safe non-negative integer, every
+ * version present, append and fetch records contiguous. A message that fails
+ * is dropped by the caller (the sender retransmits what matters); the core
+ * never sees it.
+ */
+import { VolumeError } from "../core/errors.js";
+import type { PeerMessage } from "../core/messages.js";
+import type { ClientSession } from "../core/session.js";
+import {
+  asBlock,
+  asClientId,
+  asEpoch,
+  asLsn,
+  type LogRecord,
+  type RecordKind,
+  type Version,
+} from "../core/types.js";
+
+/** One PeerMessage as proto-loader encodes and decodes it. */
+export interface PeerMessageWire {
+  volume: string;
+  body?: string;
+  [field: string]: unknown;
+}
+
+const KIND_TO_WIRE: Record<RecordKind, string> = {
+  write: "RECORD_KIND_WRITE",
+  zeroes: "RECORD_KIND_ZEROES",
+  trim: "RECORD_KIND_TRIM",
+  mountStart: "RECORD_KIND_MOUNT_START",
+};
+
+const KIND_FROM_WIRE = new Map<string, RecordKind>(Object.entries(KIND_TO_WIRE).map(([k, v]) => [v, k as RecordKind]));
+
+/** A message from a peer that cannot be protocol input. */
+export class PeerCodecError extends VolumeError {
+  constructor(message: string) {
+    super("INVALID_ARGUMENT", `Bad peer message: ${message}`);
+  }
+}
+
+// ---------------------------------------------------------------- encoding
+
+function versionOut(v: Version): { epoch: number; lsn: number } {
+  return { epoch: v.epoch, lsn: v.lsn };
+}
+
+function recordOut(r: LogRecord): Record<string, unknown> {
+  return {
+    epoch: r.epoch,
+    lsn: r.lsn,
+    kind: KIND_TO_WIRE[r.kind],
+    block: r.block,
+    blockCount: r.blockCount,
+    data: r.data ?? EMPTY,
+    clientId: r.clientId,
+    clientSeq: r.clientSeq,
+  };
+}
+
+const EMPTY = new Uint8Array(0);
+
+function sessionOut(s: ClientSession): Record<string, unknown> {
+  return { clientId: s.clientId, clientSeq: s.clientSeq, lsn: s.lsn };
+}
+
+export function encodePeerMessage(volume: string, msg: PeerMessage): PeerMessageWire {
+  switch (msg.type) {
+    case "promise":
+      return { volume, promise: { epoch: msg.epoch, clientId: msg.clientId, takeover: msg.takeover } };
+    case "promiseGranted":
+      return {
+        volume,
+        promiseGranted: {
+          epoch: msg.epoch,
+          head: versionOut(msg.head),
+          commitLsn: msg.commitLsn,
+          consistent: msg.consistent,
+          unsurePastHead: msg.unsurePastHead,
+          witnessHead: versionOut(msg.witnessHead),
+          ...(msg.sinceOlderLeaseTicks === null ? {} : { sinceOlderLeaseTicks: msg.sinceOlderLeaseTicks }),
+        },
+      };
+    case "promiseRefused":
+      return { volume, promiseRefused: { epoch: msg.epoch, reason: msg.reason === "stale" ? "REASON_STALE" : "REASON_BUSY", promisedEpoch: msg.promisedEpoch } };
+    case "fetch":
+      return { volume, fetch: { epoch: msg.epoch, fromLsn: msg.fromLsn, ...(msg.toLsn === null ? {} : { toLsn: msg.toLsn }) } };
+    case "fetchReply":
+      return {
+        volume,
+        fetchReply: { epoch: msg.epoch, prev: versionOut(msg.prev), records: msg.records.map(recordOut), retained: msg.retained, head: versionOut(msg.head) },
+      };
+    case "append":
+      return {
+        volume,
+        append: { epoch: msg.epoch, prev: versionOut(msg.prev), records: msg.records.map(recordOut), commitLsn: msg.commitLsn, seq: msg.seq },
+      };
+    case "appendReply":
+      return {
+        volume,
+        appendReply: {
+          epoch: msg.epoch,
+          seq: msg.seq,
+          ok: msg.ok,
+          matchLsn: msg.matchLsn,
+          head: versionOut(msg.head),
+          commitLsn: msg.commitLsn,
+          consistent: msg.consistent,
+        },
+      };
+    case "resyncBegin":
+      return { volume, resyncBegin: { epoch: msg.epoch, snapshot: versionOut(msg.snapshot), sessions: msg.sessions.map(sessionOut), seq: msg.seq } };
+    case "resyncBeginReply":
+      return {
+        volume,
+        resyncBeginReply: {
+          epoch: msg.epoch,
+          seq: msg.seq,
+          snapshot: versionOut(msg.snapshot),
+          effectiveSnapshot: versionOut(msg.effectiveSnapshot),
+          regionVersions: msg.regionVersions.map(regionVersionOut),
+        },
+      };
+    case "region":
+      return {
+        volume,
+        region: { epoch: msg.epoch, region: msg.region, data: msg.data, version: regionVersionOut(msg.version), copiedAt: msg.copiedAt },
+      };
+    case "regionReply":
+      return { volume, regionReply: { epoch: msg.epoch, region: msg.region } };
+    case "resyncDone":
+      return { volume, resyncDone: { epoch: msg.epoch, snapshot: versionOut(msg.snapshot) } };
+    case "resyncDoneReply":
+      return { volume, resyncDoneReply: { epoch: msg.epoch, snapshot: versionOut(msg.snapshot) } };
+    case "release":
+      return { volume, release: { epoch: msg.epoch } };
+    case "stale":
+      return { volume, stale: { epoch: msg.epoch, promisedEpoch: msg.promisedEpoch } };
+    default:
+      throw new Error(`Unknown peer message ${JSON.stringify(msg satisfies never)}`);
+  }
+}
+
+/**
+ * Region versions may be REGION_DIRTY (-1, -1), which uint64 cannot carry:
+ * on the wire every region version is shifted by one (0 is dirty).
+ */
+function regionVersionOut(v: Version): { epoch: number; lsn: number } {
+  return { epoch: v.epoch + 1, lsn: v.lsn + 1 };
+}
+
+// ---------------------------------------------------------------- decoding
+
+type Obj = Record<string, unknown>;
+
+function obj(x: unknown, what: string): Obj {
+  if (typeof x !== "object" || x === null) throw new PeerCodecError(`${what} is missing`);
+  return x as Obj;
+}
+
+function uint(x: unknown, what: string): number {
+  if (typeof x !== "number" || !Number.isSafeInteger(x) || x < 0) throw new PeerCodecError(`${what} is not a non-negative integer below 2^53`);
+  return x;
+}
+
+function bool(x: unknown, what: string): boolean {
+  if (typeof x !== "boolean") throw new PeerCodecError(`${what} is not a boolean`);
+  return x;
+}
+
+function str(x: unknown, what: string, maxBytes: number): string {
+  if (typeof x !== "string" || Buffer.byteLength(x, "utf8") > maxBytes) throw new PeerCodecError(`${what} is not a string of at most ${maxBytes} bytes`);
+  return x;
+}
+
+function bytes(x: unknown, what: string): Uint8Array {
+  if (!(x instanceof Uint8Array)) throw new PeerCodecError(`${what} is not bytes`);
+  return x;
+}
+
+function arr(x: unknown, what: string, max: number): unknown[] {
+  if (!Array.isArray(x) || x.length > max) throw new PeerCodecError(`${what} is not a list of at most ${max}`);
+  return x as unknown[];
+}
+
+function versionIn(x: unknown, what: string): Version {
+  const o = obj(x, what);
+  return { epoch: asEpoch(uint(o["epoch"], `${what}.epoch`)), lsn: asLsn(uint(o["lsn"], `${what}.lsn`)) };
+}
+
+function regionVersionIn(x: unknown, what: string): Version {
+  const o = obj(x, what);
+  const epoch = uint(o["epoch"], `${what}.epoch`) - 1;
+  const lsn = uint(o["lsn"], `${what}.lsn`) - 1;
+  if ((epoch < 0 || lsn < 0) && !(epoch === -1 && lsn === -1)) throw new PeerCodecError(`${what} is no version`);
+  return { epoch: asEpoch(epoch), lsn: asLsn(lsn) };
+}
+
+function optionalUint(o: Obj, field: string, what: string): number | null {
+  const v = o[field];
+  return v === undefined || v === null ? null : uint(v, what);
+}
+
+const CLIENT_ID_BYTES_MAX = 255;
+const RECORDS_PER_MESSAGE_MAX = 1 << 20;
+const SESSIONS_MAX = 1 << 16;
+const REGIONS_MAX = 1 << 24;
+
+function recordIn(x: unknown, what: string): LogRecord {
+  const o = obj(x, what);
+  const kind = KIND_FROM_WIRE.get(String(o["kind"]));
+  if (kind === undefined) throw new PeerCodecError(`${what}.kind ${String(o["kind"])} is unknown`);
+  const data = bytes(o["data"], `${what}.data`);
+  if (kind !== "write" && data.length > 0) throw new PeerCodecError(`${what} is a ${kind} with data`);
+  return {
+    epoch: asEpoch(uint(o["epoch"], `${what}.epoch`)),
+    lsn: asLsn(uint(o["lsn"], `${what}.lsn`)),
+    kind,
+    block: asBlock(uint(o["block"], `${what}.block`)),
+    blockCount: uint(o["blockCount"], `${what}.blockCount`),
+    data: kind === "write" ? data : null,
+    clientId: asClientId(str(o["clientId"], `${what}.clientId`, CLIENT_ID_BYTES_MAX)),
+    clientSeq: uint(o["clientSeq"], `${what}.clientSeq`),
+  };
+}
+
+/** Records that must follow `prev` one lsn at a time (the core asserts it). */
+function contiguousRecords(x: unknown, prev: Version, what: string): LogRecord[] {
+  const out = arr(x, what, RECORDS_PER_MESSAGE_MAX).map((r, i) => recordIn(r, `${what}[${i}]`));
+  let expect = prev.lsn + 1;
+  for (const r of out) {
+    if (r.lsn !== expect) throw new PeerCodecError(`${what} are not contiguous after ${prev.lsn}`);
+    expect++;
+  }
+  return out;
+}
+
+function sessionIn(x: unknown, what: string): ClientSession {
+  const o = obj(x, what);
+  return { clientId: asClientId(str(o["clientId"], `${what}.clientId`, CLIENT_ID_BYTES_MAX)), clientSeq: uint(o["clientSeq"], `${what}.clientSeq`), lsn: asLsn(uint(o["lsn"], `${what}.lsn`)) };
+}
+
+/** A received PeerMessage as the volume it names and the core's message; throws PeerCodecError. */
+export function decodePeerMessage(wire: unknown): { volume: string; msg: PeerMessage } {
+  const w = obj(wire, "message");
+  const volume = str(w["volume"], "volume", 64);
+  const body = w["body"];
+  if (typeof body !== "string") throw new PeerCodecError("it has no body");
+  const b = obj(w[body], body);
+  const epoch = asEpoch(uint(b["epoch"], `${body}.epoch`));
+  const msg = ((): PeerMessage => {
+    switch (body) {
+      case "promise":
+        return { type: "promise", epoch, clientId: asClientId(str(b["clientId"], "promise.clientId", CLIENT_ID_BYTES_MAX)), takeover: bool(b["takeover"], "promise.takeover") };
+      case "promiseGranted":
+        return {
+          type: "promiseGranted",
+          epoch,
+          head: versionIn(b["head"], "promiseGranted.head"),
+          commitLsn: asLsn(uint(b["commitLsn"], "promiseGranted.commitLsn")),
+          consistent: bool(b["consistent"], "promiseGranted.consistent"),
+          unsurePastHead: bool(b["unsurePastHead"], "promiseGranted.unsurePastHead"),
+          witnessHead: versionIn(b["witnessHead"], "promiseGranted.witnessHead"),
+          sinceOlderLeaseTicks: optionalUint(b, "sinceOlderLeaseTicks", "promiseGranted.sinceOlderLeaseTicks"),
+        };
+      case "promiseRefused": {
+        const reason = b["reason"] === "REASON_STALE" ? "stale" : b["reason"] === "REASON_BUSY" ? "busy" : null;
+        if (reason === null) throw new PeerCodecError(`promiseRefused.reason ${String(b["reason"])} is unknown`);
+        return { type: "promiseRefused", epoch, reason, promisedEpoch: asEpoch(uint(b["promisedEpoch"], "promiseRefused.promisedEpoch")) };
+      }
+      case "fetch": {
+        const toLsn = optionalUint(b, "toLsn", "fetch.toLsn");
+        return { type: "fetch", epoch, fromLsn: asLsn(uint(b["fromLsn"], "fetch.fromLsn")), toLsn: toLsn === null ? null : asLsn(toLsn) };
+      }
+      case "fetchReply": {
+        const prev = versionIn(b["prev"], "fetchReply.prev");
+        return {
+          type: "fetchReply",
+          epoch,
+          prev,
+          records: contiguousRecords(b["records"], prev, "fetchReply.records"),
+          retained: bool(b["retained"], "fetchReply.retained"),
+          head: versionIn(b["head"], "fetchReply.head"),
+        };
+      }
+      case "append": {
+        const prev = versionIn(b["prev"], "append.prev");
+        return {
+          type: "append",
+          epoch,
+          prev,
+          records: contiguousRecords(b["records"], prev, "append.records"),
+          commitLsn: asLsn(uint(b["commitLsn"], "append.commitLsn")),
+          seq: uint(b["seq"], "append.seq"),
+        };
+      }
+      case "appendReply":
+        return {
+          type: "appendReply",
+          epoch,
+          seq: uint(b["seq"], "appendReply.seq"),
+          ok: bool(b["ok"], "appendReply.ok"),
+          matchLsn: asLsn(uint(b["matchLsn"], "appendReply.matchLsn")),
+          head: versionIn(b["head"], "appendReply.head"),
+          commitLsn: asLsn(uint(b["commitLsn"], "appendReply.commitLsn")),
+          consistent: bool(b["consistent"], "appendReply.consistent"),
+        };
+      case "resyncBegin":
+        return {
+          type: "resyncBegin",
+          epoch,
+          snapshot: versionIn(b["snapshot"], "resyncBegin.snapshot"),
+          sessions: arr(b["sessions"], "resyncBegin.sessions", SESSIONS_MAX).map((s, i) => sessionIn(s, `resyncBegin.sessions[${i}]`)),
+          seq: uint(b["seq"], "resyncBegin.seq"),
+        };
+      case "resyncBeginReply":
+        return {
+          type: "resyncBeginReply",
+          epoch,
+          seq: uint(b["seq"], "resyncBeginReply.seq"),
+          snapshot: versionIn(b["snapshot"], "resyncBeginReply.snapshot"),
+          effectiveSnapshot: versionIn(b["effectiveSnapshot"], "resyncBeginReply.effectiveSnapshot"),
+          regionVersions: arr(b["regionVersions"], "resyncBeginReply.regionVersions", REGIONS_MAX).map((v, i) => regionVersionIn(v, `resyncBeginReply.regionVersions[${i}]`)),
+        };
+      case "region":
+        return {
+          type: "region",
+          epoch,
+          region: uint(b["region"], "region.region"),
+          data: bytes(b["data"], "region.data"),
+          version: regionVersionIn(b["version"], "region.version"),
+          copiedAt: asLsn(uint(b["copiedAt"], "region.copiedAt")),
+        };
+      case "regionReply":
+        return { type: "regionReply", epoch, region: uint(b["region"], "regionReply.region") };
+      case "resyncDone":
+        return { type: "resyncDone", epoch, snapshot: versionIn(b["snapshot"], "resyncDone.snapshot") };
+      case "resyncDoneReply":
+        return { type: "resyncDoneReply", epoch, snapshot: versionIn(b["snapshot"], "resyncDoneReply.snapshot") };
+      case "release":
+        return { type: "release", epoch };
+      case "stale":
+        return { type: "stale", epoch, promisedEpoch: asEpoch(uint(b["promisedEpoch"], "stale.promisedEpoch")) };
+      default:
+        throw new PeerCodecError(`body ${body} is unknown`);
+    }
+  })();
+  return { volume, msg };
+}

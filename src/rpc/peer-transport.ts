@@ -1,0 +1,257 @@
+/**
+ * Node-to-node transport over `Replication.Exchange`: every node keeps one
+ * outgoing stream to each peer and writes its messages there; it reads the
+ * messages of each peer from the stream that peer opened to it. The sender
+ * names itself in the stream's metadata.
+ *
+ * Messages are not guaranteed: while a stream is down they are dropped (the
+ * core retransmits what matters), and a broken stream is opened again after
+ * a bounded backoff. Writes are batched: messages queue per peer and go out
+ * together on the next turn of the event loop, consecutive appends of one
+ * volume merged into one message (see coalesceAppends).
+ */
+import {
+  Client,
+  Metadata,
+  credentials,
+  status,
+  type ClientDuplexStream,
+  type ServerDuplexStream,
+  type ServiceError,
+} from "@grpc/grpc-js";
+import type { Logger } from "pino";
+import { limits } from "../core/limits.js";
+import type { PeerMessage } from "../core/messages.js";
+import type { NodeId } from "../core/types.js";
+import type { ClusterNode } from "./cluster-config.js";
+import { decodePeerMessage, encodePeerMessage, type PeerMessageWire } from "./peer-codec.js";
+import { replicationService } from "./proto.js";
+
+export const NODE_METADATA_KEY = "replivol-node";
+
+/**
+ * The largest peer message: a fetch reply carries up to the retained log,
+ * which a primary lets grow to twice its cap while followers need it.
+ */
+export const PEER_MESSAGE_BYTES_MAX = 2 * limits.logRetainedBytesMax + 4 * 1024 * 1024;
+/** Messages buffered on one outgoing stream before further ones are dropped. */
+const PEER_QUEUE_MESSAGES_MAX = 8192;
+const RECONNECT_BACKOFF_MS_MIN = 50;
+const RECONNECT_BACKOFF_MS_MAX = 1000;
+const FLOW_CONTROL_WINDOW_BYTES = 8 * 1024 * 1024;
+
+export const PEER_CHANNEL_OPTIONS = {
+  "grpc-node.flow_control_window": FLOW_CONTROL_WINDOW_BYTES,
+  "grpc.max_send_message_length": PEER_MESSAGE_BYTES_MAX,
+  "grpc.max_receive_message_length": 4 * 1024 * 1024,
+  "grpc.initial_reconnect_backoff_ms": RECONNECT_BACKOFF_MS_MIN,
+  "grpc.max_reconnect_backoff_ms": RECONNECT_BACKOFF_MS_MAX,
+  "grpc.keepalive_time_ms": 10_000,
+  "grpc.keepalive_timeout_ms": 5_000,
+} as const;
+
+export interface PeerTransportOptions {
+  readonly nodeId: NodeId;
+  /** The other nodes of the cluster. */
+  readonly peers: readonly ClusterNode[];
+  readonly logger: Logger;
+  readonly onMessage: (from: NodeId, volume: string, msg: PeerMessage) => void;
+}
+
+interface PeerLink {
+  readonly node: ClusterNode;
+  readonly client: Client;
+  call: ClientDuplexStream<PeerMessageWire, unknown> | null;
+  connected: boolean;
+  readonly queue: { readonly volume: string; readonly msg: PeerMessage }[];
+  flushScheduled: boolean;
+  backoffMs: number;
+  retry: NodeJS.Timeout | null;
+  dropped: number;
+}
+
+export class PeerTransport {
+  private readonly links = new Map<NodeId, PeerLink>();
+  private readonly incoming = new Set<ServerDuplexStream<unknown, unknown>>();
+  private readonly log: Logger;
+  private closed = false;
+
+  constructor(private readonly opts: PeerTransportOptions) {
+    this.log = opts.logger.child({ component: "peer-transport" });
+    for (const node of opts.peers) {
+      if (node.id === opts.nodeId) continue;
+      const client = new Client(node.address, credentials.createInsecure(), PEER_CHANNEL_OPTIONS);
+      this.links.set(node.id, { node, client, call: null, connected: false, queue: [], flushScheduled: false, backoffMs: RECONNECT_BACKOFF_MS_MIN, retry: null, dropped: 0 });
+    }
+  }
+
+  /** Opens the outgoing stream to every peer. */
+  start(): void {
+    for (const link of this.links.values()) this.connect(link);
+  }
+
+  send(to: NodeId, volume: string, msg: PeerMessage): void {
+    const link = this.links.get(to);
+    if (link === undefined || link.call === null || this.closed) return;
+    if (link.queue.length + link.call.writableLength >= PEER_QUEUE_MESSAGES_MAX) {
+      link.dropped++;
+      return;
+    }
+    link.queue.push({ volume, msg });
+    if (!link.flushScheduled) {
+      link.flushScheduled = true;
+      setImmediate(() => this.flush(link));
+    }
+  }
+
+  /** Which peers this node's outgoing streams reach now. */
+  connectedPeers(): NodeId[] {
+    return [...this.links.values()].filter((l) => l.connected).map((l) => l.node.id);
+  }
+
+  private flush(link: PeerLink): void {
+    link.flushScheduled = false;
+    const call = link.call;
+    if (call === null) {
+      link.queue.length = 0;
+      return;
+    }
+    for (const q of coalesceAppends(link.queue.splice(0))) call.write(encodePeerMessage(q.volume, q.msg));
+  }
+
+  private connect(link: PeerLink): void {
+    if (this.closed) return;
+    link.retry = null;
+    const method = replicationService().service["Exchange"];
+    if (method === undefined) throw new Error("Replication.Exchange is not in proto/replication.proto");
+    const metadata = new Metadata();
+    metadata.set(NODE_METADATA_KEY, this.opts.nodeId);
+    const call = link.client.makeBidiStreamRequest<PeerMessageWire, unknown>(
+      method.path,
+      (m) => method.requestSerialize(m),
+      (b) => method.responseDeserialize(b) as unknown,
+      metadata,
+    );
+    link.call = call;
+    call.on("metadata", () => {
+      if (link.call !== call) return;
+      link.connected = true;
+      link.backoffMs = RECONNECT_BACKOFF_MS_MIN;
+      this.log.info({ peer: link.node.id, address: link.node.address }, "peer stream open");
+    });
+    call.on("data", () => undefined);
+    const broken = (err?: ServiceError): void => {
+      if (link.call !== call) return;
+      link.call = null;
+      link.queue.length = 0;
+      if (link.connected) this.log.warn({ peer: link.node.id, reason: err?.details ?? "stream ended", dropped: link.dropped }, "peer stream broken");
+      link.connected = false;
+      call.cancel();
+      if (this.closed) return;
+      const wait = link.backoffMs;
+      link.backoffMs = Math.min(RECONNECT_BACKOFF_MS_MAX, link.backoffMs * 2);
+      link.retry = setTimeout(() => this.connect(link), wait);
+      link.retry.unref();
+    };
+    call.on("error", (err: ServiceError) => broken(err));
+    call.on("status", () => broken());
+    call.on("end", () => broken());
+  }
+
+  /** The server side of Replication.Exchange: messages of the peer that opened the stream. */
+  readonly handleExchange = (call: ServerDuplexStream<unknown, unknown>): void => {
+    const named = call.metadata.get(NODE_METADATA_KEY)[0];
+    const from = typeof named === "string" ? (named as NodeId) : null;
+    if (from === null || !this.links.has(from)) {
+      this.log.warn({ peer: named ?? null, address: call.getPeer() }, "replication stream from an unknown node refused");
+      call.emit("error", { code: status.PERMISSION_DENIED, details: `Node ${String(named)} is not a peer of ${this.opts.nodeId}` });
+      return;
+    }
+    if (this.closed) {
+      call.emit("error", { code: status.UNAVAILABLE, details: `Node ${this.opts.nodeId} is shutting down` });
+      return;
+    }
+    this.incoming.add(call);
+    call.sendMetadata(new Metadata());
+    let bad = 0;
+    call.on("data", (wire: unknown) => {
+      let decoded: ReturnType<typeof decodePeerMessage>;
+      try {
+        decoded = decodePeerMessage(wire);
+      } catch (err) {
+        if (bad++ < 10) this.log.warn({ peer: from, err: (err as Error).message }, "peer message dropped");
+        return;
+      }
+      this.opts.onMessage(from, decoded.volume, decoded.msg);
+    });
+    const done = (): void => {
+      if (!this.incoming.delete(call)) return;
+      try {
+        call.end();
+      } catch {
+        // Already ended.
+      }
+    };
+    call.on("end", done);
+    call.on("error", done);
+    call.on("cancelled", done);
+  };
+
+  close(): void {
+    this.closed = true;
+    for (const link of this.links.values()) {
+      if (link.retry !== null) clearTimeout(link.retry);
+      const call = link.call;
+      link.call = null;
+      call?.cancel();
+      link.client.close();
+    }
+    for (const call of [...this.incoming]) {
+      this.incoming.delete(call);
+      try {
+        call.end();
+      } catch {
+        // Already ended.
+      }
+    }
+  }
+}
+
+/**
+ * Merges consecutive appends to one peer of the same volume and epoch, where
+ * each follows the records of the one before, into one append: the
+ * follower ends in the state the separate appends would leave it in (the
+ * same records, the later commit point) and answers once. The merged
+ * message carries the later send time (`seq`): it leaves no earlier than
+ * that, so the lease it renews is no longer than the separate ones.
+ * The core sends one append per record as writes arrive; this is where
+ * they become batches.
+ */
+export function coalesceAppends(queue: readonly { volume: string; msg: PeerMessage }[]): { volume: string; msg: PeerMessage }[] {
+  const out: { volume: string; msg: PeerMessage }[] = [];
+  let bytes = 0;
+  for (const q of queue) {
+    const last = out[out.length - 1];
+    const m = q.msg;
+    if (last !== undefined && last.volume === q.volume && last.msg.type === "append" && m.type === "append" && last.msg.epoch === m.epoch) {
+      const a = last.msg;
+      const tail = a.records[a.records.length - 1];
+      const end = tail === undefined ? a.prev : { epoch: tail.epoch, lsn: tail.lsn };
+      let add = 0;
+      for (const r of m.records) add += r.data?.length ?? 0;
+      const fits = a.records.length + m.records.length <= limits.appendRecordsPerMessageMax && bytes + add <= limits.appendBytesPerMessageMax;
+      if (end.epoch === m.prev.epoch && end.lsn === m.prev.lsn && fits) {
+        out[out.length - 1] = {
+          volume: q.volume,
+          msg: { ...a, records: [...a.records, ...m.records], commitLsn: m.commitLsn > a.commitLsn ? m.commitLsn : a.commitLsn, seq: Math.max(a.seq, m.seq) },
+        };
+        bytes += add;
+        continue;
+      }
+    }
+    out.push(q);
+    bytes = 0;
+    if (m.type === "append") for (const r of m.records) bytes += r.data?.length ?? 0;
+  }
+  return out;
+}

@@ -1,0 +1,284 @@
+/**
+ * Real volnode processes on loopback for integration tests.
+ *
+ *   const c = await startCluster({ nodes: 3 });
+ *   try { await c.createVolume("vol1", 1024); ... } finally { await c.stop(); }
+ *
+ * Every child is tracked by PID and ended by stop() (SIGTERM, then SIGKILL
+ * after a timeout); a test calls stop() in afterEach/afterAll whatever
+ * happens. As a last resort, children still alive when the test process
+ * exits are SIGKILLed. Every wait has a timeout. Only 127.0.0.1.
+ */
+import { Client, credentials, Metadata, type ServiceError } from "@grpc/grpc-js";
+import { spawn, type ChildProcess } from "node:child_process";
+import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
+import { createServer } from "node:net";
+import { tmpdir } from "node:os";
+import * as path from "node:path";
+import { fileURLToPath } from "node:url";
+import { adminService } from "../../src/rpc/proto.js";
+
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
+const VOLNODE = path.join(ROOT, "src/node/volnode.ts");
+const START_TIMEOUT_MS = 20_000;
+const STOP_TIMEOUT_MS = 10_000;
+const ADMIN_DEADLINE_MS = 15_000;
+const OUTPUT_LINES_KEPT = 5000;
+
+export interface HarnessNode {
+  readonly id: string;
+  /** 127.0.0.1:port */
+  readonly address: string;
+  readonly port: number;
+  readonly dataDir: string;
+  /** PID of the running volnode, null while it is down. */
+  pid: number | null;
+  /** Its stdout lines (pino JSON), the most recent kept; across restarts. */
+  readonly lines: string[];
+  stderr: string;
+}
+
+export interface ExitStatus {
+  readonly code: number | null;
+  readonly signal: NodeJS.Signals | null;
+}
+
+export interface TestCluster {
+  readonly dir: string;
+  readonly clusterFile: string;
+  readonly nodes: readonly HarnessNode[];
+  node(id: string): HarnessNode;
+  /** Sends `signal` (default SIGKILL) to the node and waits for it to exit. */
+  kill(id: string, signal?: NodeJS.Signals): Promise<ExitStatus>;
+  /** Starts a node that is down again, on the same port and data directory; waits until it listens. */
+  restart(id: string): Promise<void>;
+  /** SIGTERM every node, SIGKILL the ones still alive after a timeout, remove the temp directory. */
+  stop(): Promise<void>;
+  adminCall<T = Record<string, unknown>>(nodeId: string, method: string, request: object): Promise<T>;
+  /** CreateReplica on each replica node (default: every node). */
+  createVolume(name: string, blockCount: number, replicas?: readonly string[]): Promise<void>;
+}
+
+export interface StartClusterOptions {
+  readonly nodes: number;
+  /** A directory to work in (kept by stop()); default a fresh temp directory (removed by stop()). */
+  readonly dir?: string;
+  readonly env?: Readonly<Record<string, string>>;
+}
+
+interface Running {
+  readonly child: ChildProcess;
+  readonly exited: Promise<ExitStatus>;
+}
+
+/** Every volnode any harness started in this process, for the exit-time safety net. */
+const allChildren = new Set<ChildProcess>();
+let exitHookInstalled = false;
+
+function installExitHook(): void {
+  if (exitHookInstalled) return;
+  exitHookInstalled = true;
+  process.on("exit", () => {
+    for (const c of allChildren) {
+      if (c.exitCode === null && c.signalCode === null) c.kill("SIGKILL");
+    }
+  });
+}
+
+/** A free loopback port: bind port 0, read it, close. */
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.unref();
+    server.on("error", reject);
+    server.listen(0, "127.0.0.1", () => {
+      const address = server.address();
+      if (address === null || typeof address === "string") {
+        server.close();
+        reject(new Error("No port"));
+        return;
+      }
+      server.close(() => resolve(address.port));
+    });
+  });
+}
+
+function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`${what}: no result in ${ms} ms`)), ms);
+    p.then(
+      (v) => {
+        clearTimeout(timer);
+        resolve(v);
+      },
+      (e: unknown) => {
+        clearTimeout(timer);
+        reject(e instanceof Error ? e : new Error(String(e)));
+      },
+    );
+  });
+}
+
+export function volnodeCommand(args: readonly string[]): { command: string; args: string[] } {
+  return { command: process.execPath, args: ["--import", "tsx", VOLNODE, ...args] };
+}
+
+export async function startCluster(opts: StartClusterOptions): Promise<TestCluster> {
+  installExitHook();
+  const ownDir = opts.dir === undefined;
+  const dir = opts.dir ?? (await mkdtemp(path.join(tmpdir(), "replivol-it-")));
+  const nodes: HarnessNode[] = [];
+  for (let i = 1; i <= opts.nodes; i++) {
+    const port = await freePort();
+    const dataDir = path.join(dir, `n${i}`);
+    await mkdir(dataDir, { recursive: true });
+    nodes.push({ id: `n${i}`, address: `127.0.0.1:${port}`, port, dataDir, pid: null, lines: [], stderr: "" });
+  }
+  const clusterFile = path.join(dir, "cluster.yaml");
+  await writeFile(clusterFile, `nodes:\n${nodes.map((n) => `  - id: ${n.id}\n    address: ${n.address}\n`).join("")}`);
+
+  const running = new Map<string, Running>();
+  const clients = new Map<string, Client>();
+  let stopped = false;
+
+  const node = (id: string): HarnessNode => {
+    const n = nodes.find((x) => x.id === id);
+    if (n === undefined) throw new Error(`No node ${id} in this cluster`);
+    return n;
+  };
+
+  const launch = async (n: HarnessNode): Promise<void> => {
+    if (running.has(n.id)) throw new Error(`Node ${n.id} is already running`);
+    const cmd = volnodeCommand(["--id", n.id, "--listen", n.address, "--data", n.dataDir, "--cluster", clusterFile]);
+    const child = spawn(cmd.command, cmd.args, { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, ...opts.env }, cwd: ROOT });
+    if (child.pid === undefined) throw new Error(`Cannot start volnode ${n.id}`);
+    allChildren.add(child);
+    n.pid = child.pid;
+    n.stderr = "";
+    const exited = new Promise<ExitStatus>((resolve) => {
+      child.on("exit", (code, signal) => {
+        allChildren.delete(child);
+        if (running.get(n.id)?.child === child) running.delete(n.id);
+        if (n.pid === child.pid) n.pid = null;
+        resolve({ code, signal });
+      });
+    });
+    running.set(n.id, { child, exited });
+    let listening = false;
+    const listeners = new Set<() => void>();
+    let partial = "";
+    child.stdout?.setEncoding("utf8");
+    child.stdout?.on("data", (chunk: string) => {
+      partial += chunk;
+      for (let nl = partial.indexOf("\n"); nl >= 0; nl = partial.indexOf("\n")) {
+        const line = partial.slice(0, nl);
+        partial = partial.slice(nl + 1);
+        n.lines.push(line);
+        if (n.lines.length > OUTPUT_LINES_KEPT) n.lines.splice(0, n.lines.length - OUTPUT_LINES_KEPT);
+        if (!listening && line.includes('"msg":"listening"')) {
+          listening = true;
+          for (const l of listeners) l();
+        }
+      }
+    });
+    child.stderr?.setEncoding("utf8");
+    child.stderr?.on("data", (chunk: string) => {
+      n.stderr = (n.stderr + chunk).slice(-8000);
+    });
+    const ready = new Promise<void>((resolve, reject) => {
+      listeners.add(resolve);
+      void exited.then((s) => reject(new Error(`volnode ${n.id} exited (code ${s.code}, signal ${s.signal}) before listening; stderr: ${n.stderr}`)));
+    });
+    try {
+      await withTimeout(ready, START_TIMEOUT_MS, `volnode ${n.id} start`);
+    } catch (err) {
+      child.kill("SIGKILL");
+      await exited;
+      throw err;
+    }
+  };
+
+  const kill = async (id: string, signal: NodeJS.Signals = "SIGKILL"): Promise<ExitStatus> => {
+    const r = running.get(id);
+    if (r === undefined) throw new Error(`Node ${id} is not running`);
+    r.child.kill(signal);
+    try {
+      return await withTimeout(r.exited, STOP_TIMEOUT_MS, `volnode ${id} exit after ${signal}`);
+    } catch (err) {
+      r.child.kill("SIGKILL");
+      await r.exited;
+      throw err;
+    }
+  };
+
+  const adminClient = (nodeId: string): Client => {
+    let c = clients.get(nodeId);
+    if (c === undefined) {
+      c = new Client(node(nodeId).address, credentials.createInsecure());
+      clients.set(nodeId, c);
+    }
+    return c;
+  };
+
+  const adminCall = <T>(nodeId: string, method: string, request: object): Promise<T> => {
+    const def = adminService().service[method];
+    if (def === undefined) return Promise.reject(new Error(`Admin has no method ${method}`));
+    return new Promise<T>((resolve, reject) => {
+      adminClient(nodeId).makeUnaryRequest(
+        def.path,
+        (m: object) => def.requestSerialize(m),
+        (b: Buffer) => def.responseDeserialize(b) as T,
+        request,
+        new Metadata(),
+        { deadline: Date.now() + ADMIN_DEADLINE_MS },
+        (err: ServiceError | null, res?: T) => {
+          if (err !== null) reject(err);
+          else resolve(res as T);
+        },
+      );
+    });
+  };
+
+  const cluster: TestCluster = {
+    dir,
+    clusterFile,
+    nodes,
+    node,
+    kill,
+    async restart(id) {
+      await launch(node(id));
+    },
+    async stop() {
+      if (stopped) return;
+      stopped = true;
+      for (const c of clients.values()) c.close();
+      const all = [...running.values()];
+      for (const r of all) r.child.kill("SIGTERM");
+      await Promise.all(
+        all.map(async (r) => {
+          try {
+            await withTimeout(r.exited, STOP_TIMEOUT_MS, "volnode exit after SIGTERM");
+          } catch {
+            r.child.kill("SIGKILL");
+            await withTimeout(r.exited, STOP_TIMEOUT_MS, "volnode exit after SIGKILL").catch(() => undefined);
+          }
+        }),
+      );
+      if (ownDir) await rm(dir, { recursive: true, force: true });
+    },
+    adminCall,
+    async createVolume(name, blockCount, replicas) {
+      const on = replicas ?? nodes.map((n) => n.id);
+      const config = { name, blockCount, blockSize: 4096, replicas: on, configVersion: 1 };
+      await Promise.all(on.map((id) => adminCall(id, "CreateReplica", { config })));
+    },
+  };
+
+  try {
+    await Promise.all(nodes.map((n) => launch(n)));
+  } catch (err) {
+    await cluster.stop();
+    throw err;
+  }
+  return cluster;
+}
