@@ -696,11 +696,18 @@ export class ReplicaCore {
       return;
     }
     // Only durable records: the candidate adopts this log as the truth.
-    const records = this.log.slice(m.fromLsn, m.toLsn === null ? durable : asLsn(Math.min(m.toLsn, durable)));
+    const all = this.log.slice(m.fromLsn, m.toLsn === null ? durable : asLsn(Math.min(m.toLsn, durable)));
+    const records = boundedPrefix(all, this.recordsPerMessageMax, limits.appendBytesPerMessageMax);
     this.send(from, { type: "fetchReply", epoch: m.epoch, prev, records, retained: true, head: this.durableHead() } satisfies FetchReply);
   }
 
   private onAppend(from: NodeId, m: AppendRequest): void {
+    const problem = appendProblem(m);
+    if (problem !== null) {
+      // Bad input from a peer changes nothing.
+      this.trace("malformed append dropped", { from, problem });
+      return;
+    }
     if (!this.admitPrimaryMessage(from, m.epoch)) return;
     const epoch = m.epoch;
     const reply = (ok: boolean, matchLsn: Lsn): (() => AppendReply) => () => ({
@@ -726,7 +733,7 @@ export class ReplicaCore {
     let fresh: LogRecord[] = [];
     let expect = m.prev.lsn + 1;
     for (const r of m.records) {
-      assert(r.lsn === expect++, "Append records are contiguous");
+      assert(r.lsn === expect++, "Append records are contiguous (checked at the door)");
       if (fresh.length > 0) {
         fresh.push(r);
         continue;
@@ -1082,6 +1089,13 @@ export class ReplicaCore {
       this.primary = null;
       return this.fail(p.mountReqId, "NO_QUORUM", `The base of this mount of ${this.config.name} (${from}) restarted with less than it promised: try again`);
     }
+    // A fetch reply is bounded: ask again from where it stopped.
+    const last = m.records[m.records.length - 1];
+    const upTo = fromBase ? p.baseTarget.lsn : p.fetch.toLsn;
+    if (last !== undefined && upTo !== null && last.lsn < upTo) {
+      this.adoptRecords(m.records, null);
+      return this.fetchFrom(p, from, asLsn(last.lsn + 1), upTo);
+    }
     this.adoptRecords(m.records, fromBase ? p.baseTarget : null);
     if (!fromBase) {
       const then = p.fetchThen;
@@ -1290,10 +1304,12 @@ export class ReplicaCore {
     while (f.nextLsn <= head && f.nextLsn - f.matchLsn - 1 < this.recordsInFlightMax) {
       const prev = this.log.versionAt(asLsn(f.nextLsn - 1));
       if (prev === null) return this.beginResync(p, f);
-      const to = asLsn(Math.min(head, f.nextLsn + this.recordsPerMessageMax - 1));
-      const records = this.log.slice(f.nextLsn, to);
+      const window = this.log.slice(f.nextLsn, asLsn(Math.min(head, f.nextLsn + this.recordsPerMessageMax - 1)));
+      const records = boundedPrefix(window, this.recordsPerMessageMax, limits.appendBytesPerMessageMax);
+      const last = records[records.length - 1];
+      assert(last !== undefined, "an append carries a record");
       this.send(f.node, { type: "append", epoch: p.epoch, prev, records, commitLsn: this.commitLsn, seq: this.now });
-      f.nextLsn = asLsn(to + 1);
+      f.nextLsn = asLsn(last.lsn + 1);
       f.lastSendTick = this.now;
       sent = true;
     }
@@ -1500,6 +1516,32 @@ export class ReplicaCore {
       return true;
     });
   }
+}
+
+/** What is wrong with an append's shape, or null: records follow `prev` in order, of no newer epoch than the message's. */
+function appendProblem(m: AppendRequest): string | null {
+  let expect = m.prev.lsn + 1;
+  let epoch = m.prev.epoch;
+  for (const r of m.records) {
+    if (r.lsn !== expect) return `record ${r.lsn} where ${expect} was due`;
+    if (r.epoch < epoch || r.epoch > m.epoch) return `record ${r.lsn} of epoch ${r.epoch} out of order`;
+    expect++;
+    epoch = r.epoch;
+  }
+  return null;
+}
+
+/** Up to `recordsMax` records from `records` whose payload bytes stay within `bytesMax` (at least one). */
+function boundedPrefix(records: readonly LogRecord[], recordsMax: number, bytesMax: number): readonly LogRecord[] {
+  let bytes = 0;
+  let n = 0;
+  for (const r of records) {
+    if (n >= recordsMax) break;
+    bytes += r.data?.length ?? 0;
+    if (n > 0 && bytes > bytesMax) break;
+    n++;
+  }
+  return n === records.length ? records : records.slice(0, n);
 }
 
 function removeWhere<T>(xs: T[], pred: (x: T) => boolean): void {

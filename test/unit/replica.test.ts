@@ -132,6 +132,21 @@ describe("a replica's append (rules 4-6)", () => {
     expect(sent(r.durable())).toEqual([expect.objectContaining({ type: "appendReply", ok: true, matchLsn: 2, head: v(2, 2) })]);
   });
 
+  const malformed: [string, PeerMessage][] = [
+    ["a gap between records", append(1, VERSION_ZERO, [rec(1, 1), rec(1, 3)])],
+    ["a record that does not follow prev", append(1, v(1, 2), [rec(1, 5)])],
+    ["a record of a newer epoch than the message", append(1, VERSION_ZERO, [rec(2, 1)])],
+    ["epochs going back", append(1, v(1, 0), [rec(1, 1), { ...rec(0, 2), epoch: asEpoch(0) }])],
+  ];
+  for (const [what, m] of malformed) {
+    it(`drops an append with ${what}, changing nothing`, () => {
+      const r = promised();
+      const actions = r.msg(n1, m);
+      expect(actions.filter((a) => a.type !== "trace")).toEqual([]);
+      expect(r.core.status().head).toEqual(VERSION_ZERO);
+    });
+  }
+
   it("never answers the old primary once it promised a newer epoch", () => {
     const r = promised();
     r.msg(n1, append(1, VERSION_ZERO, [rec(1, 1)]));
