@@ -68,7 +68,7 @@ import {
   type VolumeConfig,
 } from "../core/types.js";
 import { blockCrc32 } from "./crc32.js";
-import { CLIENT_ID_BYTES_MAX, FrameArena, coalesceAdjacent, decodeFrame, encodeFrames, frameBytesMax, hex } from "./log-frame.js";
+import { CLIENT_ID_BYTES_MAX, FrameArena, clientIdBytes, decodeFrame, encodeFrames, frameBytesMax, hex, type EncodedFrames } from "./log-frame.js";
 import type { ReplicaStore, ReplicaStoreStats, Superblock, SuperblockPatch } from "./replica-store.js";
 import { SUPERBLOCK_FILE, readSuperblockFile, writeSuperblockFile, type PersistedState } from "./superblock-file.js";
 import { readFully, withFaultHooks, type DiskFaultHooksForTests, type DiskFile, type VolumeDisk } from "./volume-disk.js";
@@ -159,16 +159,38 @@ interface LogEntry {
   record: LogRecord | null;
 }
 
-type LogOp =
-  | {
-      readonly kind: "append";
-      readonly bytes: Buffer;
-      readonly records: readonly LogRecord[];
-      readonly frameOffsets: readonly number[];
-      readonly resolve: () => void;
-      readonly reject: (err: unknown) => void;
-    }
-  | { readonly kind: "control"; readonly run: () => Promise<void>; readonly resolve: () => void; readonly reject: (err: unknown) => void };
+/**
+ * Appends accepted one after another (nothing queued between them), up to
+ * limits.logGroupBytesMax: written with one writev, made durable by one
+ * fdatasync, and resolved through one promise that every append in it
+ * returned. The group is open to more appends until flushLog takes it.
+ */
+interface AppendGroup {
+  readonly kind: "append";
+  /** Contiguous byte ranges to write, in order: buffers[i] from starts[i] to ends[i] (usually one, in one arena slab). */
+  readonly buffers: Buffer[];
+  readonly starts: number[];
+  readonly ends: number[];
+  bytes: number;
+  /** The records, in lsn order, and the size of each one's frame. */
+  readonly records: LogRecord[];
+  readonly frameBytes: number[];
+  readonly durable: Promise<void>;
+  readonly resolve: () => void;
+  readonly reject: (err: unknown) => void;
+}
+
+type LogOp = AppendGroup | { readonly kind: "control"; readonly run: () => Promise<void>; readonly resolve: () => void; readonly reject: (err: unknown) => void };
+
+function newAppendGroup(): AppendGroup {
+  let resolve!: () => void;
+  let reject!: (err: unknown) => void;
+  const durable = new Promise<void>((res, rej) => {
+    resolve = res;
+    reject = rej;
+  });
+  return { kind: "append", buffers: [], starts: [], ends: [], bytes: 0, records: [], frameBytes: [], durable, resolve, reject };
+}
 
 interface StoreFiles {
   readonly blocks: DiskFile;
@@ -543,7 +565,7 @@ export class DiskReplicaStore implements ReplicaStore {
     const dataBytes = r.data?.length ?? 0;
     if (!Number.isSafeInteger(r.epoch) || r.epoch < 0 || !Number.isSafeInteger(r.lsn) || r.lsn < 1) return "epoch or lsn is not a valid number";
     if (!Number.isSafeInteger(r.clientSeq) || r.clientSeq < 0) return `client sequence ${r.clientSeq} is not a non-negative integer`;
-    if (Buffer.byteLength(r.clientId, "utf8") > CLIENT_ID_BYTES_MAX) return `client id is longer than ${CLIENT_ID_BYTES_MAX} bytes`;
+    if (clientIdBytes(r.clientId).length > CLIENT_ID_BYTES_MAX) return `client id is longer than ${CLIENT_ID_BYTES_MAX} bytes`;
     switch (r.kind) {
       case "mountStart":
         return r.blockCount === 0 && r.data === null ? null : "a mount start record covers no blocks";
@@ -561,40 +583,65 @@ export class DiskReplicaStore implements ReplicaStore {
     }
   }
 
-  async appendLog(records: readonly LogRecord[]): Promise<void> {
-    this.checkUsable();
-    if (records.length === 0) return;
-    for (const r of records) {
-      const problem = this.recordProblem(r);
-      if (problem !== null) throw this.appendRefused(r, problem);
+  appendLog(records: readonly LogRecord[]): Promise<void> {
+    // Not async: it returns the group's promise itself, one microtask hop closer to the caller.
+    try {
+      this.checkUsable();
+      if (records.length === 0) return Promise.resolve();
+      for (const r of records) {
+        const problem = this.recordProblem(r);
+        if (problem !== null) throw this.appendRefused(r, problem);
+      }
+      // Copied now: the caller may reuse its buffers as soon as this returns, even if the append waits its turn.
+      const frames = encodeFrames(records, this.frameArena);
+      if (this.appendBarriers === 0) return this.acceptAppend(frames);
+      return this.runBarrier(() => Promise.resolve({ durable: this.acceptAppend(frames) })).then((accepted) => accepted.durable);
+    } catch (err) {
+      return Promise.reject(err instanceof Error ? err : new Error(String(err)));
     }
-    // Copied now: the caller may reuse its buffers as soon as this returns, even if the append waits its turn.
-    const frames = encodeFrames(records, this.frameArena);
-    if (this.appendBarriers === 0) {
-      await this.acceptAppend(frames);
-      return;
-    }
-    const accepted = await this.runBarrier(() => Promise.resolve({ durable: this.acceptAppend(frames) }));
-    await accepted.durable;
   }
 
-  /** Checks that the records follow the last accepted one and queues them for the log; the promise resolves when they are durable. */
-  private acceptAppend(frames: ReturnType<typeof encodeFrames>): Promise<void> {
+  /**
+   * Checks that the records follow the last accepted one and adds them to the
+   * open append group at the end of the log queue (or a new one); the promise
+   * (the group's) resolves when they are durable.
+   */
+  private acceptAppend(frames: EncodedFrames): Promise<void> {
     this.checkUsable();
-    let prev = this.acceptedTail;
+    let prevEpoch = this.acceptedTail.epoch;
+    let prevLsn = this.acceptedTail.lsn;
     for (const r of frames.records) {
       const problem =
-        r.lsn !== prev.lsn + 1 ? `it does not follow the log's last record ${formatVersion(prev)}`
-        : r.epoch < prev.epoch ? `its epoch is older than the log's last record ${formatVersion(prev)}`
+        r.lsn !== prevLsn + 1 ? `it does not follow the log's last record ${formatVersion({ epoch: prevEpoch, lsn: prevLsn })}`
+        : r.epoch < prevEpoch ? `its epoch is older than the log's last record ${formatVersion({ epoch: prevEpoch, lsn: prevLsn })}`
         : null;
       if (problem !== null) throw this.appendRefused(r, problem);
-      prev = recordVersion(r);
+      prevEpoch = r.epoch;
+      prevLsn = r.lsn;
     }
-    this.acceptedTail = prev;
-    return new Promise<void>((resolve, reject) => {
-      this.logQueue.push({ kind: "append", bytes: frames.bytes, records: frames.records, frameOffsets: frames.frameOffsets, resolve, reject });
-      this.kickLog();
-    });
+    this.acceptedTail = { epoch: prevEpoch, lsn: prevLsn };
+    const bytes = frames.end - frames.start;
+    const queue = this.logQueue;
+    let group = queue[queue.length - 1];
+    if (group?.kind !== "append" || group.bytes + bytes > limits.logGroupBytesMax) {
+      group = newAppendGroup();
+      queue.push(group);
+    }
+    const n = group.buffers.length - 1;
+    if (n >= 0 && group.buffers[n] === frames.buffer && group.ends[n] === frames.start) {
+      group.ends[n] = frames.end;
+    } else {
+      group.buffers.push(frames.buffer);
+      group.starts.push(frames.start);
+      group.ends.push(frames.end);
+    }
+    group.bytes += bytes;
+    for (let i = 0; i < frames.records.length; i++) {
+      group.records.push(frames.records[i] as LogRecord);
+      group.frameBytes.push(frames.frameBytes[i] as number);
+    }
+    this.kickLog();
+    return group.durable;
   }
 
   private appendRefused(r: LogRecord, problem: string): VolumeError {
@@ -630,20 +677,13 @@ export class DiskReplicaStore implements ReplicaStore {
           }
           continue;
         }
-        const group: Extract<LogOp, { kind: "append" }>[] = [];
-        let groupBytes = 0;
-        for (let op = this.logQueue[0]; op?.kind === "append"; op = this.logQueue[0]) {
-          if (group.length > 0 && groupBytes + op.bytes.length > limits.logGroupBytesMax) break;
-          this.logQueue.shift();
-          group.push(op);
-          groupBytes += op.bytes.length;
-        }
+        // Taken off the queue before the write starts: appends from now on open the next group.
+        this.logQueue.shift();
         try {
-          await this.writeGroup(group);
-          for (const op of group) op.resolve();
+          await this.writeGroup(first);
+          first.resolve();
         } catch (err) {
-          const failure = this.failureFrom(err);
-          for (const op of group) op.reject(failure);
+          first.reject(this.failureFrom(err));
         }
       }
     } finally {
@@ -656,38 +696,41 @@ export class DiskReplicaStore implements ReplicaStore {
     }
   }
 
-  private async writeGroup(group: readonly Extract<LogOp, { kind: "append" }>[]): Promise<void> {
-    const firstRecord = group[0]?.records[0];
+  private async writeGroup(group: AppendGroup): Promise<void> {
+    const firstRecord = group.records[0];
     assert(firstRecord !== undefined, "a group holds records");
     let segment = this.activeSegment;
     if (segment === null || segment.bytes >= this.logSegmentBytes) segment = await this.startSegment(firstRecord.lsn);
     const at = segment.bytes;
-    await segment.file.writev(
-      coalesceAdjacent(group.map((op) => op.bytes)),
-      at,
-    );
-    await segment.file.datasync();
+    const iov: Buffer[] = [];
+    for (let i = 0; i < group.buffers.length; i++) {
+      const buffer = group.buffers[i];
+      const start = group.starts[i];
+      const end = group.ends[i];
+      assert(buffer !== undefined && start !== undefined && end !== undefined);
+      iov.push(start === 0 && end === buffer.length ? buffer : buffer.subarray(start, end));
+    }
+    await segment.file.writev(iov, at);
+    const synced = segment.file.datasync();
+    // While the disk syncs (nothing else to do for the writers waiting on it), map the memory the next group will be framed into.
+    this.frameArena.prefault();
+    await synced;
     this.logSyncs++;
     let offset = at;
-    let last: Version = this.durableHead;
-    for (const op of group) {
-      for (let i = 0; i < op.records.length; i++) {
-        const r = op.records[i];
-        const start = op.frameOffsets[i];
-        assert(r !== undefined && start !== undefined);
-        const end = op.frameOffsets[i + 1] ?? op.bytes.length;
-        assert(r.lsn === this.retainedBase.lsn + 1 + this.entries.length, "log entries are contiguous");
-        this.entries.push({ epoch: r.epoch, lsn: r.lsn, segment, offset: offset + start, frameBytes: end - start, record: r });
-      }
-      offset += op.bytes.length;
-      const lastRecord = op.records[op.records.length - 1];
-      assert(lastRecord !== undefined);
-      last = recordVersion(lastRecord);
-      this.logRecordsAppended += op.records.length;
+    const base = this.retainedBase.lsn + 1;
+    for (let i = 0; i < group.records.length; i++) {
+      const r = group.records[i] as LogRecord;
+      const frameBytes = group.frameBytes[i] as number;
+      assert(r.lsn === base + this.entries.length, "log entries are contiguous");
+      this.entries.push({ epoch: r.epoch, lsn: r.lsn, segment, offset, frameBytes, record: r });
+      offset += frameBytes;
     }
+    assert(offset - at === group.bytes, "a group's frames fill its bytes");
+    const lastRecord = group.records[group.records.length - 1] as LogRecord;
+    this.logRecordsAppended += group.records.length;
     segment.bytes = offset;
-    segment.lastLsn = last.lsn;
-    this.durableHead = last;
+    segment.lastLsn = lastRecord.lsn;
+    this.durableHead = recordVersion(lastRecord);
   }
 
   private async startSegment(firstLsn: number): Promise<Segment> {
