@@ -1,0 +1,207 @@
+/**
+ * Cluster benchmark: a fresh local 3-node cluster (real volnode processes on
+ * loopback) driven through the client library, next to the local limit
+ * measured in the same run: the same workloads through this one Node
+ * process on one file with the same durability (pwrite + fdatasync, group
+ * committed: whatever is queued while one fdatasync runs goes in the next,
+ * started on the next turn of the event loop).
+ *
+ *   npm run bench [-- --json] [--seconds 5] [--workloads randwrite-4k-qd1,...]
+ *
+ * Prints IOPS, MB/s, p50 and p99 latency per workload and target, and each
+ * node's peak resident memory (VmHWM). Three nodes on one 2-core machine
+ * share its disk and cores: these are not production figures.
+ */
+import { randomBytes } from "node:crypto";
+import { readFile } from "node:fs/promises";
+import * as fs from "node:fs/promises";
+import * as path from "node:path";
+import { performance } from "node:perf_hooks";
+import { connect, type Volume } from "../src/client/index.js";
+import { startCluster } from "../test/integration/harness.js";
+
+const BLOCK = 4096;
+const VOLUME_BYTES = 256 * 1024 * 1024;
+
+interface Workload {
+  readonly name: string;
+  readonly kind: "write" | "read";
+  readonly pattern: "rand" | "seq";
+  readonly bytes: number;
+  readonly depth: number;
+}
+
+const WORKLOADS: readonly Workload[] = [
+  { name: "randwrite-4k-qd1", kind: "write", pattern: "rand", bytes: BLOCK, depth: 1 },
+  { name: "randwrite-4k-qd32", kind: "write", pattern: "rand", bytes: BLOCK, depth: 32 },
+  { name: "randread-4k-qd32", kind: "read", pattern: "rand", bytes: BLOCK, depth: 32 },
+  { name: "seqwrite-1m-qd8", kind: "write", pattern: "seq", bytes: 1024 * 1024, depth: 8 },
+  { name: "seqread-1m-qd8", kind: "read", pattern: "seq", bytes: 1024 * 1024, depth: 8 },
+];
+
+interface Result {
+  readonly workload: string;
+  readonly target: "replivol" | "local";
+  readonly iops: number;
+  readonly mbps: number;
+  readonly p50_us: number;
+  readonly p99_us: number;
+}
+
+function arg(name: string): string | undefined {
+  const i = process.argv.indexOf(name);
+  return i >= 0 ? process.argv[i + 1] : undefined;
+}
+
+const json = process.argv.includes("--json");
+const seconds = Number(arg("--seconds") ?? "5");
+if (!(seconds > 0 && seconds <= 120)) throw new Error("--seconds takes a number from 0 to 120");
+const selected = arg("--workloads")?.split(",") ?? WORKLOADS.map((w) => w.name);
+for (const name of selected) if (!WORKLOADS.some((w) => w.name === name)) throw new Error(`Unknown workload ${name}`);
+
+/** Runs `depth` workers issuing `op(offset)` for `seconds`; latencies in µs. */
+async function drive(w: Workload, op: (offset: number) => Promise<void>): Promise<Omit<Result, "workload" | "target">> {
+  const latencies: number[] = [];
+  const slots = Math.floor(VOLUME_BYTES / w.bytes);
+  let next = 0;
+  let ops = 0;
+  const end = performance.now() + seconds * 1000;
+  const worker = async (): Promise<void> => {
+    while (performance.now() < end) {
+      const slot = w.pattern === "seq" ? next++ % slots : Math.floor(Math.random() * slots);
+      const t0 = performance.now();
+      await op(slot * w.bytes);
+      latencies.push((performance.now() - t0) * 1000);
+      ops++;
+    }
+  };
+  const t0 = performance.now();
+  await Promise.all(Array.from({ length: w.depth }, worker));
+  const elapsed = (performance.now() - t0) / 1000;
+  latencies.sort((a, b) => a - b);
+  const pct = (p: number): number => Math.round(latencies[Math.min(latencies.length - 1, Math.floor(p * latencies.length))] ?? 0);
+  return { iops: Math.round(ops / elapsed), mbps: Math.round((ops * w.bytes) / elapsed / 1e6), p50_us: pct(0.5), p99_us: pct(0.99) };
+}
+
+/** The local limit: one file, pwrite + fdatasync group-committed, pread for reads. */
+class LocalFile {
+  private queue: { resolve: () => void; reject: (e: unknown) => void }[] = [];
+  private writes: Promise<unknown>[] = [];
+  private running = false;
+
+  constructor(private readonly handle: fs.FileHandle) {}
+
+  async write(offset: number, data: Buffer): Promise<void> {
+    const written = this.handle.write(data, 0, data.length, offset);
+    this.writes.push(written);
+    await new Promise<void>((resolve, reject) => {
+      this.queue.push({ resolve, reject });
+      if (!this.running) {
+        this.running = true;
+        setImmediate(() => void this.sync());
+      }
+    });
+  }
+
+  private async sync(): Promise<void> {
+    while (this.queue.length > 0) {
+      const group = this.queue;
+      const writes = this.writes;
+      this.queue = [];
+      this.writes = [];
+      try {
+        await Promise.all(writes);
+        await this.handle.datasync();
+        for (const g of group) g.resolve();
+      } catch (err) {
+        for (const g of group) g.reject(err);
+      }
+      await new Promise((r) => setImmediate(r));
+    }
+    this.running = false;
+  }
+
+  async read(offset: number, length: number): Promise<void> {
+    const buf = Buffer.allocUnsafe(length);
+    await this.handle.read(buf, 0, length, offset);
+  }
+}
+
+async function peakRssMib(pid: number | null): Promise<number> {
+  if (pid === null) return 0;
+  const status = await readFile(`/proc/${pid}/status`, "utf8").catch(() => "");
+  const m = /VmHWM:\s+(\d+) kB/.exec(status);
+  return m === null ? 0 : Math.round(Number(m[1]) / 1024);
+}
+
+async function main(): Promise<void> {
+  const results: Result[] = [];
+  const payload = (n: number): Buffer => randomBytes(n);
+  const cluster = await startCluster({ nodes: 3 });
+  let rss: Record<string, number> = {};
+  try {
+    const blockCount = VOLUME_BYTES / BLOCK;
+    await cluster.createVolume("bench", blockCount);
+    const client = await connect({ cluster: cluster.clusterFile });
+    try {
+      const vol: Volume = await client.mount("bench", { mode: "rw" });
+      try {
+        for (const w of WORKLOADS.filter((x) => selected.includes(x.name))) {
+          const data = payload(w.bytes);
+          if (w.kind === "read") {
+            // Reads of written data: fill what the read pattern touches first (bounded).
+            const fill = Math.min(VOLUME_BYTES, w.pattern === "seq" ? 64 * 1024 * 1024 : 32 * 1024 * 1024);
+            const chunk = payload(1024 * 1024);
+            for (let off = 0; off < fill; off += chunk.length) await vol.write(off, chunk);
+          }
+          const r = await drive(w, (offset) => (w.kind === "write" ? vol.write(offset, data) : vol.read(offset, w.bytes).then(() => undefined)));
+          results.push({ workload: w.name, target: "replivol", ...r });
+          if (!json) console.error(`replivol ${w.name}: ${r.iops} IOPS, ${r.mbps} MB/s, p50 ${r.p50_us} µs, p99 ${r.p99_us} µs`);
+        }
+      } finally {
+        await vol.close();
+      }
+    } finally {
+      await client.close();
+    }
+    rss = Object.fromEntries(await Promise.all(cluster.nodes.map(async (n) => [n.id, await peakRssMib(n.pid)] as const)));
+  } finally {
+    await cluster.stop();
+  }
+
+  const dir = await fs.mkdtemp(path.join(process.env["TMPDIR"] ?? "/tmp", "replivol-bench-"));
+  try {
+    const handle = await fs.open(path.join(dir, "local.dat"), "w+");
+    try {
+      await handle.truncate(VOLUME_BYTES);
+      const local = new LocalFile(handle);
+      for (const w of WORKLOADS.filter((x) => selected.includes(x.name))) {
+        const data = payload(w.bytes);
+        if (w.kind === "read") {
+          const chunk = payload(1024 * 1024);
+          const fill = w.pattern === "seq" ? 64 * 1024 * 1024 : 32 * 1024 * 1024;
+          for (let off = 0; off < fill; off += chunk.length) await local.write(off, chunk);
+        }
+        const r = await drive(w, (offset) => (w.kind === "write" ? local.write(offset, data) : local.read(offset, w.bytes)));
+        results.push({ workload: w.name, target: "local", ...r });
+        if (!json) console.error(`local    ${w.name}: ${r.iops} IOPS, ${r.mbps} MB/s, p50 ${r.p50_us} µs, p99 ${r.p99_us} µs`);
+      }
+    } finally {
+      await handle.close();
+    }
+  } finally {
+    await fs.rm(dir, { recursive: true, force: true });
+  }
+
+  if (json) {
+    console.log(JSON.stringify({ seconds, results, rss_mib: rss }));
+  } else {
+    console.log(`${"workload".padEnd(20)}${"target".padEnd(10)}${"IOPS".padStart(9)}${"MB/s".padStart(7)}${"p50 µs".padStart(9)}${"p99 µs".padStart(9)}`);
+    for (const r of results) {
+      console.log(`${r.workload.padEnd(20)}${r.target.padEnd(10)}${String(r.iops).padStart(9)}${String(r.mbps).padStart(7)}${String(r.p50_us).padStart(9)}${String(r.p99_us).padStart(9)}`);
+    }
+    console.log(`peak RSS (MiB): ${Object.entries(rss).map(([k, v]) => `${k} ${v}`).join(", ")}`);
+  }
+}
+
+await main();

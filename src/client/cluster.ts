@@ -1,0 +1,464 @@
+/**
+ * A connection to a replivol cluster: mounts volumes and answers the
+ * administrative questions volctl asks (which nodes are up, which volumes
+ * exist and how healthy they are).
+ */
+import { randomUUID } from "node:crypto";
+import { limits } from "../core/limits.js";
+import { writeQuorum } from "../core/types.js";
+import { loadClusterConfig, parseClusterConfig, type ClusterConfig } from "../rpc/cluster-config.js";
+import { InvalidArgumentError, NoQuorumError, NotFoundError, VolumeBusyError, VolumeError } from "./errors.js";
+import { clientLimits } from "./limits.js";
+import { MountFailed, mountSomewhere } from "./mounter.js";
+import { Volume, type VolumeHost } from "./volume.js";
+import { CallError, NodeConnection, type NodeStatusMessage, type ReplicaStatusMessage } from "./wire.js";
+
+/** A node of the cluster: its id and `host:port`. */
+export interface NodeAddress {
+  readonly id: string;
+  readonly address: string;
+}
+
+export interface ConnectOptions {
+  /** A cluster file (YAML with `nodes: [{id, address}]`) or the node list itself. */
+  readonly cluster: string | readonly NodeAddress[];
+}
+
+export interface MountOptions {
+  /**
+   * "rw" mounts read-write: one writer, and a live mount of another client
+   * makes it fail with VolumeBusyError unless `takeover` is set. "ro" asks
+   * for a read-only mount of committed data; volnode does not serve those
+   * yet and answers InvalidArgumentError.
+   */
+  readonly mode: "rw" | "ro";
+  /**
+   * Fence a live mount of another client (volctl `--force`). Never set by
+   * the library on its own: without it a live mount fails with VolumeBusyError.
+   */
+  readonly takeover?: boolean;
+  /** Aborts the mount attempt. */
+  readonly signal?: AbortSignal;
+}
+
+export interface NodeInfo {
+  readonly id: string;
+  readonly address: string;
+  readonly up: boolean;
+  readonly uptimeMs: number | null;
+  readonly rssBytes: number | null;
+  readonly volumes: number | null;
+  /** Why the node is counted as down. */
+  readonly error: string | null;
+}
+
+export interface ReplicaInfo {
+  readonly node: string;
+  readonly up: boolean;
+  /** "in-sync", "behind", "resyncing", "disk-failed", "down" or "unknown". */
+  readonly state: string;
+  readonly consistent: boolean | null;
+  readonly promisedEpoch: number | null;
+  readonly head: { readonly epoch: number; readonly lsn: number } | null;
+  readonly commitLsn: number | null;
+  /** Records behind the most advanced replica's head. */
+  readonly lagRecords: number | null;
+  readonly primary: boolean;
+}
+
+export interface VolumeInfo {
+  readonly name: string;
+  readonly sizeBytes: number;
+  readonly blockSize: number;
+  readonly blockCount: number;
+  readonly replicaNodes: readonly string[];
+  /** W: a majority of the replicas. */
+  readonly writeQuorum: number;
+  readonly health: "healthy" | "degraded" | "unavailable";
+  readonly epoch: number;
+  /** Node coordinating the current mount, or null. */
+  readonly primary: string | null;
+  /** Client holding a live lease, or null. */
+  readonly leaseHolder: string | null;
+  readonly replicas: readonly ReplicaInfo[];
+}
+
+export interface CreateVolumeOptions {
+  /** Bytes; a whole number of 4096-byte blocks. */
+  readonly sizeBytes: number;
+  /** N (default 3). */
+  readonly replicas?: number;
+  /** Nodes to place the replicas on (default: the up nodes holding the fewest volumes). */
+  readonly nodes?: readonly string[];
+}
+
+const VOLUME_NAME_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]*$/;
+
+/** Connects to a cluster. Nothing is contacted until the first call. */
+export async function connect(options: ConnectOptions): Promise<Cluster> {
+  const config = typeof options.cluster === "string" ? await loadClusterConfig(options.cluster) : parseClusterConfig(JSON.stringify({ nodes: options.cluster }), "connect({ cluster })");
+  return new Cluster(config);
+}
+
+/** A connected cluster. One random clientId per Cluster: mounts carry it, and failover uses it to take over its own mount. */
+export class Cluster {
+  /** This client's identity, sent with every mount. */
+  readonly clientId: string;
+  readonly nodes: readonly NodeAddress[];
+  private readonly connections = new Map<string, NodeConnection>();
+  private readonly replicaNodesCache = new Map<string, string[]>();
+  private readonly clientSeqs = new Map<string, number>();
+  private readonly mounted = new Map<string, Volume>();
+  private closed = false;
+  private readonly host: VolumeHost;
+
+  /** @internal Use `connect`. */
+  constructor(config: ClusterConfig) {
+    this.clientId = `c-${randomUUID()}`;
+    this.nodes = config.nodes.map((n) => ({ id: n.id, address: n.address }));
+    this.host = {
+      clientId: this.clientId,
+      connection: (id) => this.connection(id),
+      replicaNodes: (volume, signal) => this.replicaNodes(volume, signal),
+      nextClientSeq: (volume) => {
+        const seq = (this.clientSeqs.get(volume) ?? 0) + 1;
+        this.clientSeqs.set(volume, seq);
+        return seq;
+      },
+      volumeClosed: (v) => {
+        if (this.mounted.get(v.name) === v) this.mounted.delete(v.name);
+      },
+    };
+  }
+
+  /**
+   * Mounts a volume. Read-write mounts fail with VolumeBusyError while
+   * another client's mount is live, unless `takeover` is set.
+   */
+  async mount(name: string, options: MountOptions): Promise<Volume> {
+    this.checkOpen();
+    checkVolumeName(name);
+    if (options.mode !== "rw" && options.mode !== "ro") throw new InvalidArgumentError(`Mount mode is "rw" or "ro", not ${String(options.mode)}`);
+    if (this.mounted.has(name)) throw new VolumeBusyError(`Volume ${name} is already mounted by this client: close it first`);
+    if (options.takeover !== true) await this.refuseLiveMount(name);
+    try {
+      const mounted = await mountSomewhere(this.host, {
+        volume: name,
+        takeover: options.takeover === true,
+        readOnly: options.mode === "ro",
+        deadline: Date.now() + clientLimits.failoverTimeoutMs,
+        avoid: null,
+        retryBusy: false,
+        attemptsMax: clientLimits.failoverAttemptsMax,
+        roundsMax: 1,
+        ...(options.signal === undefined ? {} : { signal: options.signal }),
+      });
+      this.checkOpen();
+      if (this.mounted.has(name)) throw new VolumeBusyError(`Volume ${name} is already mounted by this client: close it first`);
+      const volume = new Volume(this.host, { name, readOnly: options.mode === "ro", mounted });
+      this.mounted.set(name, volume);
+      return volume;
+    } catch (e) {
+      if (e instanceof MountFailed) throw e.error;
+      throw e;
+    }
+  }
+
+  /** Closes every mounted volume (unmounting it) and every connection. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    await Promise.allSettled([...this.mounted.values()].map((v) => v.close()));
+    this.closed = true;
+    for (const c of this.connections.values()) c.close();
+    this.connections.clear();
+  }
+
+  // -------------------------------------------------------------------------
+  // Administration.
+
+  /** Every node of the cluster file, up or down. */
+  async nodeStatus(): Promise<NodeInfo[]> {
+    this.checkOpen();
+    return Promise.all(
+      this.nodes.map(async (n): Promise<NodeInfo> => {
+        try {
+          const s: NodeStatusMessage = await this.connectionOf(n.id).nodeStatus();
+          return { id: n.id, address: n.address, up: true, uptimeMs: s.uptimeMs, rssBytes: s.rssBytes, volumes: s.volumes, error: null };
+        } catch (e) {
+          return { id: n.id, address: n.address, up: false, uptimeMs: null, rssBytes: null, volumes: null, error: messageOf(e) };
+        }
+      }),
+    );
+  }
+
+  /** Every volume that any up node holds a replica of, with its health. */
+  async volumes(): Promise<VolumeInfo[]> {
+    this.checkOpen();
+    const { byVolume, down } = await this.gatherReplicas();
+    if (down.size === this.nodes.length) throw new NoQuorumError(`No node of the cluster is reachable: start the nodes, then try again`);
+    return [...byVolume.keys()].sort().map((name) => summarize(name, byVolume.get(name) ?? new Map<string, ReplicaStatusMessage>(), down));
+  }
+
+  /** One volume's replicas with state, head, lag, epoch, primary and lease holder. */
+  async volumeInfo(name: string): Promise<VolumeInfo> {
+    this.checkOpen();
+    checkVolumeName(name);
+    const { byVolume, down } = await this.gatherReplicas();
+    const statuses = byVolume.get(name);
+    if (statuses === undefined) {
+      const reachable = this.nodes.length - down.size;
+      if (reachable === 0) throw new NoQuorumError(`No node of the cluster is reachable: start the nodes, then try again`);
+      throw new NotFoundError(`No volume named ${name} on the ${reachable} reachable nodes: list volumes with 'volctl ls'`);
+    }
+    return summarize(name, statuses, down);
+  }
+
+  /** Creates a volume: one replica on each of N distinct nodes. */
+  async createVolume(name: string, options: CreateVolumeOptions): Promise<VolumeInfo> {
+    this.checkOpen();
+    checkVolumeName(name);
+    const { sizeBytes } = options;
+    if (!Number.isSafeInteger(sizeBytes) || sizeBytes <= 0 || sizeBytes % limits.blockSize !== 0) {
+      throw new InvalidArgumentError(`Volume size ${sizeBytes} is not a positive multiple of ${limits.blockSize} bytes`);
+    }
+    const blockCount = sizeBytes / limits.blockSize;
+    if (blockCount > limits.volumeBlockCountMax) throw new InvalidArgumentError(`Volume size ${sizeBytes} is over the largest, ${limits.volumeBlockCountMax * limits.blockSize} bytes`);
+    const replicaCount = options.replicas ?? options.nodes?.length ?? 3;
+    if (!Number.isInteger(replicaCount) || replicaCount < 1 || replicaCount > limits.replicaCountMax) {
+      throw new InvalidArgumentError(`A volume has 1 to ${limits.replicaCountMax} replicas, not ${replicaCount}`);
+    }
+    const nodes = await this.placeReplicas(replicaCount, options.nodes);
+    const { byVolume } = await this.gatherReplicas();
+    if (byVolume.has(name)) throw new InvalidArgumentError(`Volume ${name} already exists: pick another name, or remove it with 'volctl rm ${name}'`);
+    const config = { name, blockCount, blockSize: limits.blockSize, replicas: [...nodes], configVersion: 1 };
+    const created: string[] = [];
+    try {
+      for (const node of nodes) {
+        await this.connectionOf(node).createReplica(config);
+        created.push(node);
+      }
+    } catch (e) {
+      await Promise.allSettled(created.map((node) => this.connectionOf(node).deleteReplica(name)));
+      throw errorOf(e);
+    }
+    this.replicaNodesCache.set(name, [...nodes]);
+    return this.volumeInfo(name);
+  }
+
+  /** Deletes every replica of a volume. Fails (removing what it can) if a replica node is down. */
+  async deleteVolume(name: string): Promise<void> {
+    this.checkOpen();
+    checkVolumeName(name);
+    const nodes = await this.replicaNodes(name).catch((e: unknown) => {
+      throw errorOf(e);
+    });
+    const results = await Promise.allSettled(nodes.map((node) => this.connectionOf(node).deleteReplica(name)));
+    this.replicaNodesCache.delete(name);
+    const failed = nodes.filter((_, i) => {
+      const r = results[i];
+      return r?.status === "rejected" && errorOf(r.reason).code !== "NOT_FOUND";
+    });
+    if (failed.length > 0) {
+      throw new NoQuorumError(`Removed ${name} from ${nodes.length - failed.length} of ${nodes.length} nodes; ${failed.join(", ")} did not answer: start them and run 'volctl rm ${name}' again`);
+    }
+  }
+
+  // -------------------------------------------------------------------------
+
+  /**
+   * Rule 3 (takeover, not tug of war), checked before asking any node: a
+   * node coordinating another client's live mount steps that mount down when
+   * a mount arrives through it, even without takeover, so the library must
+   * not send one there. The nodes still decide races between two mounts.
+   */
+  private async refuseLiveMount(name: string): Promise<void> {
+    let nodes: string[];
+    try {
+      nodes = await this.replicaNodes(name);
+    } catch (e) {
+      if (e instanceof CallError) throw e.error;
+      throw e;
+    }
+    const statuses = await Promise.allSettled(nodes.map((id) => this.connectionOf(id).replicaStatus(name)));
+    for (const s of statuses) {
+      if (s.status !== "fulfilled") continue;
+      const r = s.value;
+      if (r.primaryPhase === "active" && r.leaseValid && r.primaryClient !== "" && r.primaryClient !== this.clientId) {
+        throw new VolumeBusyError(
+          `Volume ${name} is mounted by client ${r.primaryClient} through ${r.node}, whose lease is live: mount with takeover (volctl fence ${name}, or --force) to fence it`,
+        );
+      }
+    }
+  }
+
+  private checkOpen(): void {
+    if (this.closed) throw new InvalidArgumentError("This cluster connection is closed: connect again");
+  }
+
+  private connection(id: string): NodeConnection | null {
+    if (this.closed) return null;
+    const existing = this.connections.get(id);
+    if (existing !== undefined) return existing;
+    const node = this.nodes.find((n) => n.id === id);
+    if (node === undefined) return null;
+    const conn = new NodeConnection(node.id, node.address);
+    this.connections.set(id, conn);
+    return conn;
+  }
+
+  private connectionOf(id: string): NodeConnection {
+    const conn = this.connection(id);
+    if (conn === null) throw new NotFoundError(`Node ${id} is not in the cluster file: nodes are ${this.nodes.map((n) => n.id).join(", ")}`);
+    return conn;
+  }
+
+  /** The replica set as a node holding a replica reports it; the last answer is kept for when none answers. */
+  private async replicaNodes(volume: string, signal?: AbortSignal): Promise<string[]> {
+    const cached = this.replicaNodesCache.get(volume) ?? [];
+    const order = [...cached, ...this.nodes.map((n) => n.id).filter((id) => !cached.includes(id))];
+    let reachable = 0;
+    let lastError: VolumeError | null = null;
+    for (const id of order) {
+      signal?.throwIfAborted();
+      const conn = this.connection(id);
+      if (conn === null) continue;
+      try {
+        const status = await conn.replicaStatus(volume);
+        const replicas = status.config?.replicas ?? [];
+        if (replicas.length > 0) {
+          this.replicaNodesCache.set(volume, [...replicas]);
+          return [...replicas];
+        }
+      } catch (e) {
+        if (!(e instanceof CallError)) throw e;
+        lastError = e.error;
+        if (e.error.code === "NOT_FOUND") reachable++;
+      }
+    }
+    if (cached.length > 0) return cached;
+    if (reachable > 0 && lastError?.code === "NOT_FOUND") {
+      throw new CallError(new NotFoundError(`No volume named ${volume} on the ${reachable} reachable nodes: create it with 'volctl create ${volume} --size ...'`), null);
+    }
+    if (lastError !== null && lastError.code !== "NO_QUORUM") throw new CallError(lastError, null);
+    throw new CallError(
+      new NoQuorumError(`No node of the cluster answered about volume ${volume} (tried ${order.join(", ")}): start the nodes, then try again`, { cause: lastError ?? undefined }),
+      null,
+    );
+  }
+
+  private async gatherReplicas(): Promise<{ byVolume: Map<string, Map<string, ReplicaStatusMessage>>; down: Set<string> }> {
+    const answers = await Promise.all(
+      this.nodes.map(async (n) => {
+        try {
+          return { id: n.id, replicas: (await this.connectionOf(n.id).listReplicas()).replicas };
+        } catch {
+          return { id: n.id, replicas: null };
+        }
+      }),
+    );
+    const byVolume = new Map<string, Map<string, ReplicaStatusMessage>>();
+    const down = new Set<string>();
+    for (const a of answers) {
+      if (a.replicas === null) {
+        down.add(a.id);
+        continue;
+      }
+      for (const r of a.replicas) {
+        const name = r.volume !== "" ? r.volume : (r.config?.name ?? "");
+        if (name === "") continue;
+        let m = byVolume.get(name);
+        if (m === undefined) byVolume.set(name, (m = new Map<string, ReplicaStatusMessage>()));
+        m.set(r.node !== "" ? r.node : a.id, r);
+      }
+    }
+    return { byVolume, down };
+  }
+
+  private async placeReplicas(count: number, requested: readonly string[] | undefined): Promise<string[]> {
+    const status = await this.nodeStatus();
+    if (requested !== undefined) {
+      if (requested.length !== count) throw new InvalidArgumentError(`--nodes names ${requested.length} nodes but the volume has ${count} replicas`);
+      if (new Set(requested).size !== requested.length) throw new InvalidArgumentError(`--nodes names a node twice: ${requested.join(",")}`);
+      for (const id of requested) {
+        const s = status.find((n) => n.id === id);
+        if (s === undefined) throw new NotFoundError(`Node ${id} is not in the cluster file: nodes are ${this.nodes.map((n) => n.id).join(", ")}`);
+        if (!s.up) throw new NoQuorumError(`Node ${id} is down (${s.error ?? "no answer"}): start it or pick other nodes`);
+      }
+      return [...requested];
+    }
+    const up = status.filter((n) => n.up).sort((a, b) => (a.volumes ?? 0) - (b.volumes ?? 0));
+    if (up.length < count) {
+      throw new NoQuorumError(`A volume of ${count} replicas needs ${count} nodes up; ${up.length} of ${status.length} are: start more nodes or ask for fewer replicas`);
+    }
+    return up.slice(0, count).map((n) => n.id);
+  }
+}
+
+function checkVolumeName(name: string): void {
+  if (typeof name !== "string" || name.length === 0 || name.length > limits.volumeNameLengthMax || !VOLUME_NAME_PATTERN.test(name)) {
+    throw new InvalidArgumentError(
+      `Bad volume name ${JSON.stringify(name)}: use 1-${limits.volumeNameLengthMax} letters, digits, '.', '_' or '-', starting with a letter or digit`,
+    );
+  }
+}
+
+function summarize(name: string, statuses: Map<string, ReplicaStatusMessage>, down: Set<string>): VolumeInfo {
+  const any = [...statuses.values()].sort((a, b) => (b.config?.configVersion ?? 0) - (a.config?.configVersion ?? 0))[0];
+  const config = any?.config ?? null;
+  const replicaNodes = config !== null && config.replicas.length > 0 ? config.replicas : [...statuses.keys()];
+  const blockSize = config?.blockSize ?? limits.blockSize;
+  const blockCount = config?.blockCount ?? 0;
+  const maxHead = Math.max(0, ...[...statuses.values()].map((s) => s.head?.lsn ?? 0));
+  const active = [...statuses.values()].find((s) => s.primaryEpoch > 0 && s.primaryPhase === "active");
+  const replicas: ReplicaInfo[] = replicaNodes.map((node) => {
+    const s = statuses.get(node);
+    if (s === undefined) {
+      return { node, up: !down.has(node), state: down.has(node) ? "down" : "unknown", consistent: null, promisedEpoch: null, head: null, commitLsn: null, lagRecords: null, primary: false };
+    }
+    const follower = active?.followers.find((f) => f.node === node);
+    const lag = maxHead - (s.head?.lsn ?? 0);
+    let state: string;
+    if (s.diskFailed) state = "disk-failed";
+    else if (!s.consistent || follower?.resyncing === true) state = "resyncing";
+    else if (lag > 0) state = "behind";
+    else state = "in-sync";
+    return {
+      node,
+      up: true,
+      state,
+      consistent: s.consistent,
+      promisedEpoch: s.promisedEpoch,
+      head: s.head === null ? null : { epoch: s.head.epoch, lsn: s.head.lsn },
+      commitLsn: s.commitLsn,
+      lagRecords: lag,
+      primary: active !== undefined && active.node === s.node,
+    };
+  });
+  const w = writeQuorum(replicaNodes.length);
+  const usable = replicas.filter((r) => r.up && r.consistent === true && r.state !== "disk-failed").length;
+  const health = usable < w ? "unavailable" : replicas.every((r) => r.state === "in-sync") ? "healthy" : "degraded";
+  return {
+    name,
+    sizeBytes: blockCount * blockSize,
+    blockSize,
+    blockCount,
+    replicaNodes,
+    writeQuorum: w,
+    health,
+    epoch: Math.max(0, ...[...statuses.values()].map((s) => s.promisedEpoch)),
+    primary: active?.node ?? null,
+    leaseHolder: active !== undefined && active.leaseValid && active.primaryClient !== "" ? active.primaryClient : null,
+    replicas,
+  };
+}
+
+function messageOf(e: unknown): string {
+  if (e instanceof CallError) return e.error.message;
+  return e instanceof Error ? e.message : String(e);
+}
+
+function errorOf(e: unknown): VolumeError {
+  if (e instanceof CallError) return e.error;
+  if (e instanceof VolumeError) return e;
+  return new VolumeError("DISK_FAILED", messageOf(e), { cause: e });
+}

@@ -1,0 +1,202 @@
+/**
+ * The client's view of proto/volume.proto: message shapes as proto-loader
+ * hands them over (64-bit numbers as numbers, enums as strings, bytes as
+ * Buffer) and promise-returning calls that fail with the client's error
+ * classes.
+ */
+import { credentials, Metadata, type Client, type ClientDuplexStream, type ServiceError } from "@grpc/grpc-js";
+import { fromServiceError } from "../rpc/errors.js";
+import { adminService, volumeService } from "../rpc/proto.js";
+import { asClientError, type VolumeError } from "./errors.js";
+import { clientLimits } from "./limits.js";
+
+export const RETRY_AT_METADATA_KEY = "replivol-retry-at";
+
+export type IoKind = "IO_KIND_READ" | "IO_KIND_WRITE" | "IO_KIND_TRIM" | "IO_KIND_WRITE_ZEROES" | "IO_KIND_FLUSH";
+
+export interface IoRequestMessage {
+  id: number;
+  kind: IoKind;
+  offset: number;
+  length: number;
+  clientSeq: number;
+  data?: Uint8Array;
+}
+
+export interface IoBatchMessage {
+  volume: string;
+  clientId: string;
+  epoch: number;
+  requests: IoRequestMessage[];
+}
+
+export interface IoReplyMessage {
+  id: number;
+  ok: boolean;
+  data: Buffer;
+  code: string;
+  message: string;
+  epoch: number;
+}
+
+export interface IoReplyBatchMessage {
+  replies: IoReplyMessage[];
+}
+
+export interface MountReplyMessage {
+  epoch: number;
+  blockCount: number;
+  blockSize: number;
+  primary: string;
+}
+
+export interface ReplicaConfigMessage {
+  name: string;
+  blockCount: number;
+  blockSize: number;
+  replicas: string[];
+  configVersion: number;
+}
+
+export interface FollowerStatusMessage {
+  node: string;
+  matchLsn: number;
+  consistent: boolean;
+  resyncing: boolean;
+  regionsLeft: number;
+}
+
+export interface ReplicaStatusMessage {
+  volume: string;
+  node: string;
+  config: ReplicaConfigMessage | null;
+  promisedEpoch: number;
+  head: { epoch: number; lsn: number } | null;
+  commitLsn: number;
+  appliedLsn: number;
+  consistent: boolean;
+  unsurePastHead: boolean;
+  primaryEpoch: number;
+  primaryPhase: string;
+  primaryClient: string;
+  leaseValid: boolean;
+  followers: FollowerStatusMessage[];
+  diskFailed: boolean;
+}
+
+export interface NodeStatusMessage {
+  node: string;
+  listen: string;
+  uptimeMs: number;
+  rssBytes: number;
+  volumes: number;
+}
+
+type UnaryCallback = (err: ServiceError | null, reply?: unknown) => void;
+type UnaryMethod = (req: unknown, metadata: Metadata, options: { deadline: number }, callback: UnaryCallback) => { cancel(): void };
+type DuplexMethod = (metadata: Metadata, options: object) => ClientDuplexStream<IoBatchMessage, IoReplyBatchMessage>;
+
+/** A failed call: the client's error class, and the node a mount should be retried through, if the node named one. */
+export interface CallFailure {
+  readonly error: VolumeError;
+  readonly retryAt: string | null;
+}
+
+export class CallError extends Error implements CallFailure {
+  override name = "CallError";
+  readonly error: VolumeError;
+  readonly retryAt: string | null;
+  constructor(error: VolumeError, retryAt: string | null) {
+    super(error.message, { cause: error });
+    this.error = error;
+    this.retryAt = retryAt;
+  }
+}
+
+/** The client's error for a gRPC failure (transport failures become NoQuorumError). */
+export function errorOfServiceError(err: ServiceError): CallError {
+  const retry = err.metadata?.get(RETRY_AT_METADATA_KEY)[0];
+  return new CallError(asClientError(fromServiceError(err)), typeof retry === "string" && retry !== "" ? retry : null);
+}
+
+function isServiceError(e: unknown): e is ServiceError {
+  return e instanceof Error && typeof (e as Partial<ServiceError>).code === "number";
+}
+
+const CHANNEL_OPTIONS = {
+  "grpc.max_receive_message_length": clientLimits.receiveMessageBytesMax,
+  "grpc.max_send_message_length": clientLimits.batchBytesMax + 1024 * 1024,
+  // Reconnect quickly to a node that comes back.
+  "grpc.initial_reconnect_backoff_ms": 100,
+  "grpc.max_reconnect_backoff_ms": 1000,
+} as const;
+
+/** One node's Volume and Admin stubs over one channel per service. */
+export class NodeConnection {
+  readonly id: string;
+  readonly address: string;
+  private readonly volume: Client;
+  private readonly admin: Client;
+
+  constructor(id: string, address: string) {
+    this.id = id;
+    this.address = address;
+    const VolumeClient = volumeService();
+    const AdminClient = adminService();
+    this.volume = new VolumeClient(address, credentials.createInsecure(), CHANNEL_OPTIONS);
+    this.admin = new AdminClient(address, credentials.createInsecure(), CHANNEL_OPTIONS);
+  }
+
+  close(): void {
+    this.volume.close();
+    this.admin.close();
+  }
+
+  mount(req: { volume: string; clientId: string; takeover: boolean; readOnly: boolean }, timeoutMs: number, signal?: AbortSignal): Promise<MountReplyMessage> {
+    return this.unary(this.volume, "Mount", req, timeoutMs, signal);
+  }
+
+  unmount(req: { volume: string; clientId: string }): Promise<object> {
+    return this.unary(this.volume, "Unmount", req, clientLimits.controlCallTimeoutMs);
+  }
+
+  io(): ClientDuplexStream<IoBatchMessage, IoReplyBatchMessage> {
+    const method = (this.volume as unknown as Record<string, DuplexMethod>)["Io"];
+    if (method === undefined) throw new Error("The Volume service has no Io method: proto/ and the client disagree");
+    return method.call(this.volume, new Metadata(), {});
+  }
+
+  createReplica(config: ReplicaConfigMessage): Promise<object> {
+    return this.unary(this.admin, "CreateReplica", { config }, clientLimits.controlCallTimeoutMs * 3);
+  }
+
+  deleteReplica(volume: string): Promise<object> {
+    return this.unary(this.admin, "DeleteReplica", { volume }, clientLimits.controlCallTimeoutMs * 3);
+  }
+
+  listReplicas(): Promise<{ replicas: ReplicaStatusMessage[] }> {
+    return this.unary(this.admin, "ListReplicas", {}, clientLimits.controlCallTimeoutMs);
+  }
+
+  replicaStatus(volume: string): Promise<ReplicaStatusMessage> {
+    return this.unary(this.admin, "ReplicaStatus", { volume }, clientLimits.controlCallTimeoutMs);
+  }
+
+  nodeStatus(): Promise<NodeStatusMessage> {
+    return this.unary(this.admin, "NodeStatus", {}, clientLimits.controlCallTimeoutMs);
+  }
+
+  private unary<T>(client: Client, name: string, req: unknown, timeoutMs: number, signal?: AbortSignal): Promise<T> {
+    const method = (client as unknown as Record<string, UnaryMethod>)[name];
+    if (method === undefined) return Promise.reject(new Error(`The service has no ${name} method: proto/ and the client disagree`));
+    return new Promise<T>((resolve, reject) => {
+      const call = method.call(client, req, new Metadata(), { deadline: Date.now() + timeoutMs }, (err, reply) => {
+        signal?.removeEventListener("abort", onAbort);
+        if (err !== null) reject(isServiceError(err) ? errorOfServiceError(err) : err);
+        else resolve(reply as T);
+      });
+      const onAbort = (): void => call.cancel();
+      signal?.addEventListener("abort", onAbort, { once: true });
+    });
+  }
+}

@@ -1,0 +1,77 @@
+/** volctl as a child process against real volnodes: a volume's life, with --json output. */
+import { randomBytes } from "node:crypto";
+import { writeFile } from "node:fs/promises";
+import * as path from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { json, volctl } from "./volctl-process.js";
+import { startCluster, type TestCluster } from "../integration/harness.js";
+
+describe("volctl volume lifecycle", () => {
+  let c: TestCluster;
+  let cl: string[];
+
+  beforeAll(async () => {
+    c = await startCluster({ nodes: 3 });
+    cl = ["--cluster", c.clusterFile];
+  }, 40_000);
+
+  afterAll(async () => {
+    await c?.stop();
+  }, 40_000);
+
+  it("creates, lists, describes, writes, reads, fences and removes a volume", async () => {
+    const created = await volctl([...cl, "--json", "create", "cli1", "--size", "4MiB", "--replicas", "3"]);
+    expect(created.stderr).toBe("");
+    expect(created.code).toBe(0);
+    expect(json(created)).toMatchObject({ name: "cli1", sizeBytes: 4 * 1024 * 1024, replicaNodes: expect.arrayContaining(["n1", "n2", "n3"]) as unknown });
+
+    const again = await volctl([...cl, "create", "cli1", "--size", "4MiB"]);
+    expect(again.code).toBe(2);
+    expect(again.stderr).toMatch(/already exists/);
+
+    const ls = await volctl([...cl, "--json", "ls"]);
+    expect(ls.code).toBe(0);
+    expect(json(ls)).toEqual([expect.objectContaining({ name: "cli1", health: "healthy" })]);
+
+    const status = await volctl([...cl, "--json", "status"]);
+    expect(status.code).toBe(0);
+    const st = json(status) as { nodes: { id: string; up: boolean }[]; volumes: { name: string; health: string }[] };
+    expect(st.nodes.map((n) => [n.id, n.up])).toEqual([["n1", true], ["n2", true], ["n3", true]]);
+    expect(st.volumes).toEqual([expect.objectContaining({ name: "cli1", health: "healthy" })]);
+
+    const file = path.join(c.dir, "payload.bin");
+    const payload = randomBytes(10_000);
+    await writeFile(file, payload);
+    const wrote = await volctl([...cl, "--json", "write", "cli1", "--offset", "5000", file]);
+    expect(wrote.code).toBe(0);
+    expect(json(wrote)).toMatchObject({ volume: "cli1", offset: 5000, bytes: 10_000 });
+
+    const raw = await volctl([...cl, "read", "cli1", "--offset", "5000", "--length", "10000"]);
+    expect(raw.code).toBe(0);
+    expect(raw.stdout.equals(payload)).toBe(true);
+
+    const fromStdin = await volctl(["write", "cli1", "--offset", "1KiB", "-"], { env: { REPLIVOL_CLUSTER: c.clusterFile }, input: Buffer.from("hello") });
+    expect(fromStdin.code).toBe(0);
+    const readJson = await volctl([...cl, "--json", "read", "cli1", "--offset", "1024", "--length", "5"]);
+    expect(Buffer.from((json(readJson) as { data: string }).data, "base64").toString()).toBe("hello");
+
+    const info = await volctl([...cl, "--json", "info", "cli1"]);
+    expect(info.code).toBe(0);
+    const v = json(info) as { epoch: number; replicas: { node: string; state: string; head: { lsn: number } }[] };
+    expect(v.replicas.map((r) => r.node).sort()).toEqual(["n1", "n2", "n3"]);
+    expect(v.replicas.every((r) => r.head.lsn > 0)).toBe(true);
+
+    const fenced = await volctl([...cl, "--json", "fence", "cli1"]);
+    expect(fenced.code).toBe(0);
+    expect((json(fenced) as { epoch: number }).epoch).toBeGreaterThan(v.epoch);
+
+    const refused = await volctl([...cl, "rm", "cli1"]);
+    expect(refused.code).toBe(2);
+    expect(refused.stderr).toMatch(/--yes/);
+    const removed = await volctl([...cl, "--json", "rm", "cli1", "--yes"]);
+    expect(removed.code).toBe(0);
+    const gone = await volctl([...cl, "--json", "info", "cli1"]);
+    expect(gone.code).toBe(3);
+    expect(JSON.parse(gone.stderr)).toMatchObject({ error: { code: "NOT_FOUND", exitCode: 3 } });
+  }, 60_000);
+});
