@@ -12,7 +12,7 @@
 import { Client, credentials, Metadata, type ServiceError } from "@grpc/grpc-js";
 import { spawn, type ChildProcess } from "node:child_process";
 import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
-import { createServer } from "node:net";
+import { createServer, type Server } from "node:net";
 import { tmpdir } from "node:os";
 import * as path from "node:path";
 import { fileURLToPath } from "node:url";
@@ -85,22 +85,41 @@ function installExitHook(): void {
   });
 }
 
-/** A free loopback port: bind port 0, read it, close. */
+/**
+ * `count` distinct free loopback ports. All sockets stay bound until every
+ * port is known: binding and closing one at a time can hand out the same
+ * port twice.
+ */
+export async function freePorts(count: number): Promise<number[]> {
+  const servers: Server[] = [];
+  try {
+    const ports: number[] = [];
+    for (let i = 0; i < count; i++) {
+      const server = createServer();
+      server.unref();
+      servers.push(server);
+      ports.push(
+        await new Promise<number>((resolve, reject) => {
+          server.once("error", reject);
+          server.listen(0, "127.0.0.1", () => {
+            const address = server.address();
+            if (address === null || typeof address === "string") reject(new Error("No port"));
+            else resolve(address.port);
+          });
+        }),
+      );
+    }
+    return ports;
+  } finally {
+    await Promise.all(servers.map((s) => new Promise<void>((resolve) => s.close(() => resolve()))));
+  }
+}
+
+/** One free loopback port. */
 export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.unref();
-    server.on("error", reject);
-    server.listen(0, "127.0.0.1", () => {
-      const address = server.address();
-      if (address === null || typeof address === "string") {
-        server.close();
-        reject(new Error("No port"));
-        return;
-      }
-      server.close(() => resolve(address.port));
-    });
-  });
+  const [port] = await freePorts(1);
+  if (port === undefined) throw new Error("No port");
+  return port;
 }
 
 function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
@@ -128,8 +147,10 @@ export async function startCluster(opts: StartClusterOptions): Promise<TestClust
   const ownDir = opts.dir === undefined;
   const dir = opts.dir ?? (await mkdtemp(path.join(tmpdir(), "replivol-it-")));
   const nodes: HarnessNode[] = [];
+  const ports = await freePorts(opts.nodes);
   for (let i = 1; i <= opts.nodes; i++) {
-    const port = await freePort();
+    const port = ports[i - 1];
+    if (port === undefined) throw new Error("No port");
     const dataDir = path.join(dir, `n${i}`);
     await mkdir(dataDir, { recursive: true });
     nodes.push({ id: `n${i}`, address: `127.0.0.1:${port}`, port, dataDir, pid: null, lines: [], stderr: "" });
