@@ -169,6 +169,12 @@ interface Follower {
   /** The follower's commit point as it last said. */
   reportedCommitLsn: Lsn;
   /**
+   * Send time after which the follower's answers tell its consistency: an
+   * answer to an older message may still say "inconsistent" about a resync
+   * that has finished since, and must not start another one.
+   */
+  consistentSinceSeq: number;
+  /**
    * Where a resend starts when the follower stops answering: the last point
    * that evidence supports (the first probe, a mismatch answer, an ack),
    * never lower, so silence alone never sends a follower into a resync.
@@ -297,8 +303,16 @@ export class ReplicaCore {
   // Volatile replica state.
   private promisedTo: NodeId | null = null;
   private promisedClientId: ClientId | null = null;
-  /** When this replica last answered the primary of its promised epoch; a conservative "now" after a restart. */
+  /**
+   * When this replica last answered a primary (any epoch): a lease that
+   * primary holds through this replica runs at most a lease past it. A
+   * promise does not reset it: a candidate that never won (a promise round
+   * lost to STALE_EPOCH) cut no lease short, the older primary's still
+   * counts. A conservative "now" after a restart.
+   */
   private lastPrimaryAnswerTick: number | null;
+  /** The client whose mount's primary this replica last answered (null: unknown). */
+  private leaseClientId: ClientId | null = null;
   private released = false;
   private grantSinceOlder: number | null = null;
   private resyncSnapshot: Version | null = null;
@@ -634,6 +648,7 @@ export class ReplicaCore {
     }
     if (epoch === this.promisedEpoch) {
       this.lastPrimaryAnswerTick = this.now;
+      this.leaseClientId = this.promisedClientId;
       this.released = false;
     }
     return true;
@@ -672,11 +687,10 @@ export class ReplicaCore {
     if (m.epoch <= this.promisedEpoch) return refuse("stale");
     const leaseLive =
       !this.released && this.lastPrimaryAnswerTick !== null && this.now - this.lastPrimaryAnswerTick < this.timing.leaseTicks;
-    if (!m.takeover && leaseLive && this.promisedClientId !== null && this.promisedClientId !== m.clientId) return refuse("busy");
+    if (!m.takeover && leaseLive && this.leaseClientId !== null && this.leaseClientId !== m.clientId) return refuse("busy");
     // This node may itself be the live primary: its own lease counts too.
     if (!m.takeover && this.holdsLiveMountOfAnother(m.clientId)) return refuse("busy");
     this.grantSinceOlder = this.released || this.lastPrimaryAnswerTick === null ? null : this.now - this.lastPrimaryAnswerTick;
-    this.lastPrimaryAnswerTick = null;
     this.adoptEpoch(m.epoch, from, m.clientId);
     const epoch = m.epoch;
     this.persistSuperblock({ promisedEpoch: epoch }, () => this.promiseDurable(epoch));
@@ -1165,6 +1179,7 @@ export class ReplicaCore {
         nextLsn: record.lsn,
         matchLsn: asLsn(0),
         reportedCommitLsn: g?.commitLsn ?? asLsn(0),
+        consistentSinceSeq: -Infinity,
         resendFromLsn: record.lsn,
         consistent: g?.consistent ?? false,
         ackedSentTick: g === undefined ? null : p.promiseSentTick,
@@ -1327,9 +1342,9 @@ export class ReplicaCore {
     const f = p.followers.get(from);
     if (f === undefined) return;
     if (f.ackedSentTick === null || m.seq > f.ackedSentTick) f.ackedSentTick = m.seq;
-    f.consistent = m.consistent;
+    if (m.seq > f.consistentSinceSeq) f.consistent = m.consistent;
     if (m.commitLsn > f.reportedCommitLsn) f.reportedCommitLsn = m.commitLsn;
-    if (!m.consistent && f.resync === null) return this.beginResync(p, f);
+    if (!f.consistent && f.resync === null) return this.beginResync(p, f);
     if (m.ok) {
       if (m.matchLsn > f.matchLsn) {
         f.matchLsn = m.matchLsn;
@@ -1445,6 +1460,7 @@ export class ReplicaCore {
     this.trace("follower resynced", { follower: from, regions: f.resync.regionsTotal });
     f.resync = null;
     f.consistent = true;
+    f.consistentSinceSeq = this.now;
   }
 
   private onTick(): void {
