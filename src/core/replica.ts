@@ -1281,6 +1281,9 @@ export class ReplicaCore {
   private onUnmount(reqId: RequestId): void {
     const p = this.primary;
     if (p === null || p.phase !== "active") return this.fail(reqId, "FENCED", `No mount of ${this.config.name} is active on ${this.nodeId}`);
+    // The final commit point first, so the followers apply the last writes
+    // now rather than at the next mount.
+    for (const f of p.followers.values()) this.sendAppends(p, f, true);
     for (const node of this.config.replicas) if (node !== this.nodeId) this.send(node, { type: "release", epoch: p.epoch });
     this.released = true;
     this.stepDown("FENCED", `Volume ${this.config.name} was unmounted`);

@@ -106,4 +106,19 @@ describe("client library round trip", () => {
     await volume.write(100_000, again);
     expect(Buffer.from(await volume.read(100_000, 5000)).equals(again)).toBe(true);
   });
+
+  it("leaves every replica applied through the last write once the client closes", async () => {
+    await volume.write(200_000, randomBytes(BLOCK));
+    await volume.close();
+    const applied = async (): Promise<number[]> =>
+      Promise.all(c.nodes.map(async (n) => (await c.adminCall<{ appliedLsn: number }>(n.id, "ReplicaStatus", { volume: "rt" })).appliedLsn));
+    // Bounded wait: the followers apply once they hear the final commit point.
+    let seen = await applied();
+    for (let i = 0; i < 50 && new Set(seen).size > 1; i++) {
+      await new Promise((r) => setTimeout(r, 100));
+      seen = await applied();
+    }
+    expect(new Set(seen).size, `applied points ${seen.join(", ")}`).toBe(1);
+    volume = await cluster.mount("rt", { mode: "rw" });
+  });
 });
