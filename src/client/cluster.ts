@@ -140,7 +140,6 @@ export class Cluster {
     checkVolumeName(name);
     if (options.mode !== "rw" && options.mode !== "ro") throw new InvalidArgumentError(`Mount mode is "rw" or "ro", not ${String(options.mode)}`);
     if (this.mounted.has(name)) throw new VolumeBusyError(`Volume ${name} is already mounted by this client: close it first`);
-    if (options.takeover !== true) await this.refuseLiveMount(name);
     try {
       const mounted = await mountSomewhere(this.host, {
         volume: name,
@@ -264,32 +263,6 @@ export class Cluster {
   }
 
   // -------------------------------------------------------------------------
-
-  /**
-   * Rule 3 (takeover, not tug of war), checked before asking any node: a
-   * node coordinating another client's live mount steps that mount down when
-   * a mount arrives through it, even without takeover, so the library must
-   * not send one there. The nodes still decide races between two mounts.
-   */
-  private async refuseLiveMount(name: string): Promise<void> {
-    let nodes: string[];
-    try {
-      nodes = await this.replicaNodes(name);
-    } catch (e) {
-      if (e instanceof CallError) throw e.error;
-      throw e;
-    }
-    const statuses = await Promise.allSettled(nodes.map((id) => this.connectionOf(id).replicaStatus(name)));
-    for (const s of statuses) {
-      if (s.status !== "fulfilled") continue;
-      const r = s.value;
-      if (r.primaryPhase === "active" && r.leaseValid && r.primaryClient !== "" && r.primaryClient !== this.clientId) {
-        throw new VolumeBusyError(
-          `Volume ${name} is mounted by client ${r.primaryClient} through ${r.node}, whose lease is live: mount with takeover (volctl fence ${name}, or --force) to fence it`,
-        );
-      }
-    }
-  }
 
   private checkOpen(): void {
     if (this.closed) throw new InvalidArgumentError("This cluster connection is closed: connect again");
