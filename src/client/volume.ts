@@ -11,6 +11,7 @@ import { splitByteRange } from "./byte-range.js";
 import { clientError, FencedError, InvalidArgumentError, NoQuorumError, OutOfRangeError, VolumeBusyError, type VolumeError } from "./errors.js";
 import { clientLimits } from "./limits.js";
 import { MountFailed, mountSomewhere, type MountHost, type Mounted } from "./mounter.js";
+import { decodeIoReplyBatch, encodeIoBatch } from "../rpc/io-frames.js";
 import { errorOfServiceError, type IoBatchMessage, type IoKind, type IoReplyBatchMessage, type IoRequestMessage } from "./wire.js";
 
 /** What a `failover` event reports. */
@@ -110,7 +111,7 @@ export class Volume extends EventEmitter<VolumeEvents> {
   private state: VolumeState = "mounted";
   private currentEpoch: number;
   private primaryNode: string;
-  private stream: ClientDuplexStream<IoBatchMessage, IoReplyBatchMessage> | null = null;
+  private stream: ClientDuplexStream<Buffer, Buffer> | null = null;
   private streamGeneration = 0;
   private streamBound = false;
   private waitingForDrain = false;
@@ -327,7 +328,7 @@ export class Volume extends EventEmitter<VolumeEvents> {
         requests.push(req);
       }
       if (requests.length === 0) return;
-      const more = stream.write(this.batch(requests));
+      const more = stream.write(encodeIoBatch(this.batch(requests)));
       if (!more) {
         this.waitingForDrain = true;
         const generation = this.streamGeneration;
@@ -355,8 +356,16 @@ export class Volume extends EventEmitter<VolumeEvents> {
     this.stream = stream;
     this.streamBound = false;
     this.waitingForDrain = false;
-    stream.on("data", (batch: IoReplyBatchMessage) => {
-      if (generation === this.streamGeneration) this.onReplies(batch);
+    stream.on("data", (frame: Buffer) => {
+      if (generation !== this.streamGeneration) return;
+      let batch: IoReplyBatchMessage;
+      try {
+        batch = decodeIoReplyBatch(frame);
+      } catch (err) {
+        this.startFailover(`${node} sent a reply that does not decode: ${(err as Error).message}`);
+        return;
+      }
+      this.onReplies(batch);
     });
     stream.on("error", (err: ServiceError) => {
       if (generation !== this.streamGeneration) return;
@@ -368,7 +377,7 @@ export class Volume extends EventEmitter<VolumeEvents> {
       if (generation === this.streamGeneration) this.startFailover(`${node} ended the stream`);
     });
     // Binds the stream to the mount at once, so a node that cannot serve it says so before any I/O.
-    stream.write(this.batch([]));
+    stream.write(encodeIoBatch(this.batch([])));
     this.schedulePump();
   }
 

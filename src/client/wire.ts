@@ -6,42 +6,22 @@
  */
 import { credentials, Metadata, type Client, type ClientDuplexStream, type ServiceError } from "@grpc/grpc-js";
 import { fromServiceError } from "../rpc/errors.js";
+import { FLOW_CONTROL_WINDOW_BYTES } from "../rpc/http2-window.js";
+import { ioMethodPath, passThrough } from "../rpc/io-frames.js";
 import { adminService, volumeService } from "../rpc/proto.js";
+import type { IoBatchOut, IoKindWire, IoReplyBatchIn, IoReplyIn, IoRequestOut } from "../rpc/volume-wire.js";
 import { asClientError, type VolumeError } from "./errors.js";
 import { clientLimits } from "./limits.js";
 
 export const RETRY_AT_METADATA_KEY = "replivol-retry-at";
 
-export type IoKind = "IO_KIND_READ" | "IO_KIND_WRITE" | "IO_KIND_TRIM" | "IO_KIND_WRITE_ZEROES" | "IO_KIND_FLUSH";
+export type IoKind = Exclude<IoKindWire, "IO_KIND_UNSPECIFIED">;
 
-export interface IoRequestMessage {
-  id: number;
-  kind: IoKind;
-  offset: number;
-  length: number;
-  clientSeq: number;
-  data?: Uint8Array;
-}
-
-export interface IoBatchMessage {
-  volume: string;
-  clientId: string;
-  epoch: number;
-  requests: IoRequestMessage[];
-}
-
-export interface IoReplyMessage {
-  id: number;
-  ok: boolean;
-  data: Buffer;
-  code: string;
-  message: string;
-  epoch: number;
-}
-
-export interface IoReplyBatchMessage {
-  replies: IoReplyMessage[];
-}
+/** Io's messages, framed by src/rpc/io-frames.ts (shared with the node). */
+export type IoRequestMessage = IoRequestOut;
+export type IoBatchMessage = IoBatchOut;
+export type IoReplyMessage = IoReplyIn;
+export type IoReplyBatchMessage = IoReplyBatchIn;
 
 export interface MountReplyMessage {
   epoch: number;
@@ -94,7 +74,6 @@ export interface NodeStatusMessage {
 
 type UnaryCallback = (err: ServiceError | null, reply?: unknown) => void;
 type UnaryMethod = (req: unknown, metadata: Metadata, options: { deadline: number }, callback: UnaryCallback) => { cancel(): void };
-type DuplexMethod = (metadata: Metadata, options: object) => ClientDuplexStream<IoBatchMessage, IoReplyBatchMessage>;
 
 /** A failed call: the client's error class, and the node a mount should be retried through, if the node named one. */
 export interface CallFailure {
@@ -126,6 +105,8 @@ function isServiceError(e: unknown): e is ServiceError {
 const CHANNEL_OPTIONS = {
   "grpc.max_receive_message_length": clientLimits.receiveMessageBytesMax,
   "grpc.max_send_message_length": clientLimits.batchBytesMax + 1024 * 1024,
+  // Replies of 1 MiB reads, several in flight: HTTP/2's 64 KiB default would cost a round trip each 64 KiB.
+  "grpc-node.flow_control_window": FLOW_CONTROL_WINDOW_BYTES,
   // Reconnect quickly to a node that comes back.
   "grpc.initial_reconnect_backoff_ms": 100,
   "grpc.max_reconnect_backoff_ms": 1000,
@@ -160,10 +141,9 @@ export class NodeConnection {
     return this.unary(this.volume, "Unmount", req, clientLimits.controlCallTimeoutMs);
   }
 
-  io(): ClientDuplexStream<IoBatchMessage, IoReplyBatchMessage> {
-    const method = (this.volume as unknown as Record<string, DuplexMethod>)["Io"];
-    if (method === undefined) throw new Error("The Volume service has no Io method: proto/ and the client disagree");
-    return method.call(this.volume, new Metadata(), {});
+  /** The Io stream of a mount: frames in and out (src/rpc/io-frames.ts encodes and decodes them). */
+  io(): ClientDuplexStream<Buffer, Buffer> {
+    return this.volume.makeBidiStreamRequest<Buffer, Buffer>(ioMethodPath(), passThrough, passThrough, new Metadata(), {});
   }
 
   createReplica(config: ReplicaConfigMessage): Promise<object> {

@@ -9,11 +9,13 @@ import * as path from "node:path";
 import { performance } from "node:perf_hooks";
 import { VolumeError } from "../core/errors.js";
 import { limits } from "../core/limits.js";
+import { raiseServerReceiveWindows } from "../rpc/http2-window.js";
 import type { PeerMessage } from "../core/messages.js";
 import type { NodeId, VolumeConfig } from "../core/types.js";
 import type { ClusterConfig } from "../rpc/cluster-config.js";
-import { PEER_MESSAGE_BYTES_MAX, PeerTransport } from "../rpc/peer-transport.js";
-import { adminService as adminServiceDefinition, replicationService, volumeService as volumeServiceDefinition } from "../rpc/proto.js";
+import { PEER_MESSAGE_BYTES_MAX, PeerTransport, replicationServiceDefinition } from "../rpc/peer-transport.js";
+import { volumeServiceDefinition } from "../rpc/io-frames.js";
+import { adminService as adminServiceDefinition } from "../rpc/proto.js";
 import { openDataDir, type DataDir } from "../storage/data-dir.js";
 import { checkVolumeName } from "../storage/disk-replica-store.js";
 import { adminService, type ReplicaHost } from "./admin-service.js";
@@ -66,9 +68,9 @@ export class VolumeNode implements VolumeRouter, ReplicaHost {
       "grpc.max_receive_message_length": Math.max(PEER_MESSAGE_BYTES_MAX, CLIENT_MESSAGE_BYTES_MAX),
       "grpc.max_send_message_length": CLIENT_MESSAGE_BYTES_MAX,
     });
-    this.server.addService(volumeServiceDefinition().service, volumeService(this, opts.logger));
+    this.server.addService(volumeServiceDefinition(), volumeService(this, opts.logger));
     this.server.addService(adminServiceDefinition().service, adminService(this));
-    this.server.addService(replicationService().service, { Exchange: this.transport.handleExchange });
+    this.server.addService(replicationServiceDefinition(), { Exchange: this.transport.handleExchange });
   }
 
   /** Opens the data directory (taking its lock) and every volume in it, and serves. */
@@ -121,6 +123,12 @@ export class VolumeNode implements VolumeRouter, ReplicaHost {
       this.server.bindAsync(this.opts.listen, ServerCredentials.createInsecure(), (err, port) => {
         if (err !== null) {
           reject(new VolumeError("INVALID_ARGUMENT", `Cannot listen on ${this.opts.listen}: ${err.message}`, { cause: err }));
+          return;
+        }
+        try {
+          raiseServerReceiveWindows(this.server);
+        } catch (e) {
+          reject(e instanceof Error ? e : new Error(String(e)));
           return;
         }
         this.port = port;

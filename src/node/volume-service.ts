@@ -13,13 +13,13 @@ import { toServiceError } from "../rpc/errors.js";
 import {
   RETRY_AT_METADATA_KEY,
   type IoBatchWire,
-  type IoReplyBatchWire,
   type IoReplyWire,
   type IoRequestWire,
   type MountReplyWire,
   type MountRequestWire,
   type UnmountRequestWire,
 } from "../rpc/volume-wire.js";
+import { decodeIoBatch, encodeIoReplyBatch } from "../rpc/io-frames.js";
 import { checkByteRange, isAligned, mergePartialWrite, type BlockSpan } from "./byte-range.js";
 import type { Logger } from "./logger.js";
 import type { VolumeDriver } from "./volume-driver.js";
@@ -98,7 +98,7 @@ export function volumeService(router: VolumeRouter, logger: Logger): UntypedServ
       );
     },
 
-    Io(call: ServerDuplexStream<IoBatchWire, IoReplyBatchWire>): void {
+    Io(call: ServerDuplexStream<Buffer, Buffer>): void {
       new IoStream(router, call, log).start();
     },
   };
@@ -123,12 +123,22 @@ class IoStream {
 
   constructor(
     private readonly router: VolumeRouter,
-    private readonly call: ServerDuplexStream<IoBatchWire, IoReplyBatchWire>,
+    private readonly call: ServerDuplexStream<Buffer, Buffer>,
     private readonly log: Logger,
   ) {}
 
   start(): void {
-    this.call.on("data", (batch: IoBatchWire) => this.onBatch(batch));
+    this.call.on("data", (frame: Buffer) => {
+      let batch: IoBatchWire;
+      try {
+        batch = decodeIoBatch(frame);
+      } catch (err) {
+        this.cancelled = true;
+        this.call.emit("error", toServiceError(err));
+        return;
+      }
+      this.onBatch(batch);
+    });
     this.call.on("end", () => {
       this.ended = true;
       this.maybeFinish();
@@ -351,7 +361,7 @@ class IoStream {
     this.flushScheduled = false;
     if (this.cancelled || this.replies.length === 0) return this.maybeFinish();
     try {
-      this.call.write({ replies: this.replies.splice(0) });
+      this.call.write(encodeIoReplyBatch(this.replies.splice(0)));
     } catch (err) {
       this.log.debug({ err }, "io stream write failed");
       this.cancelled = true;

@@ -1,7 +1,8 @@
 /**
- * The core's peer messages <-> proto/replication.proto objects (as
- * proto-loader gives them: camelCase fields, uint64 as number, enums as
- * strings, bytes as Buffer views into the received frame).
+ * The core's peer messages <-> frames of proto/replication.proto (src/rpc/
+ * frames.ts): a header as proto-loader gives and takes it (camelCase fields,
+ * uint64 as number, enums as strings) and the records' and regions' bytes
+ * after it, decoded as views into the received frame.
  *
  * Decoding is where bytes from another process become protocol input, so it
  * checks structure here: every number a safe non-negative integer, every
@@ -12,6 +13,8 @@
 import { VolumeError } from "../core/errors.js";
 import type { PeerMessage } from "../core/messages.js";
 import type { ClientSession } from "../core/session.js";
+import { decodeFrame, encodeFrame, PayloadReader } from "./frames.js";
+import { replicationService } from "./proto.js";
 import {
   asBlock,
   asClientId,
@@ -51,26 +54,65 @@ function versionOut(v: Version): { epoch: number; lsn: number } {
   return { epoch: v.epoch, lsn: v.lsn };
 }
 
-function recordOut(r: LogRecord): Record<string, unknown> {
+function recordOut(r: LogRecord, payloads: Uint8Array[]): Record<string, unknown> {
+  if (r.data !== null) payloads.push(r.data);
   return {
     epoch: r.epoch,
     lsn: r.lsn,
     kind: KIND_TO_WIRE[r.kind],
     block: r.block,
     blockCount: r.blockCount,
-    data: r.data ?? EMPTY,
+    dataLength: r.data?.length ?? 0,
     clientId: r.clientId,
     clientSeq: r.clientSeq,
   };
 }
 
-const EMPTY = new Uint8Array(0);
-
 function sessionOut(s: ClientSession): Record<string, unknown> {
   return { clientId: s.clientId, clientSeq: s.clientSeq, lsn: s.lsn };
 }
 
-export function encodePeerMessage(volume: string, msg: PeerMessage): PeerMessageWire {
+/** The frame of one message: what the transport sends. */
+export function encodePeerFrame(volume: string, msg: PeerMessage): Buffer {
+  const payloads: Uint8Array[] = [];
+  const header = encodePeerMessage(volume, msg, payloads);
+  return encodeFrame(exchangeMethod().requestSerialize, header, payloads);
+}
+
+/** A received frame as the volume it names and the core's message; throws PeerCodecError or FrameError. */
+export function decodePeerFrame(frame: Buffer): { volume: string; msg: PeerMessage } {
+  const { header, payload } = decodeFrame(exchangeMethod().requestDeserialize, frame);
+  const w = obj(header, "message");
+  const body = w["body"];
+  const b = typeof body === "string" ? w[body] : undefined;
+  const reader = new PayloadReader(payload);
+  if (typeof b === "object" && b !== null) {
+    const records = (b as Obj)["records"];
+    if (Array.isArray(records)) records.forEach((r, i) => reader.take(r, `${String(body)}.records[${i}]`));
+    if (body === "region") reader.take(b, "region");
+  }
+  reader.end();
+  return decodePeerMessage(header);
+}
+
+interface ExchangeCodec {
+  readonly requestSerialize: (value: object) => Buffer;
+  readonly requestDeserialize: (bytes: Buffer) => unknown;
+}
+
+let exchange: ExchangeCodec | null = null;
+
+function exchangeMethod(): ExchangeCodec {
+  if (exchange === null) {
+    const m = replicationService().service["Exchange"];
+    if (m === undefined) throw new Error("Replication.Exchange is not in proto/replication.proto");
+    exchange = { requestSerialize: m.requestSerialize as ExchangeCodec["requestSerialize"], requestDeserialize: m.requestDeserialize };
+  }
+  return exchange;
+}
+
+/** The header of one message; the bytes of its records and regions go to `payloads`, in order. */
+export function encodePeerMessage(volume: string, msg: PeerMessage, payloads: Uint8Array[]): PeerMessageWire {
   switch (msg.type) {
     case "promise":
       return { volume, promise: { epoch: msg.epoch, clientId: msg.clientId, takeover: msg.takeover } };
@@ -94,12 +136,12 @@ export function encodePeerMessage(volume: string, msg: PeerMessage): PeerMessage
     case "fetchReply":
       return {
         volume,
-        fetchReply: { epoch: msg.epoch, prev: versionOut(msg.prev), records: msg.records.map(recordOut), retained: msg.retained, head: versionOut(msg.head) },
+        fetchReply: { epoch: msg.epoch, prev: versionOut(msg.prev), records: msg.records.map((r) => recordOut(r, payloads)), retained: msg.retained, head: versionOut(msg.head) },
       };
     case "append":
       return {
         volume,
-        append: { epoch: msg.epoch, prev: versionOut(msg.prev), records: msg.records.map(recordOut), commitLsn: msg.commitLsn, seq: msg.seq },
+        append: { epoch: msg.epoch, prev: versionOut(msg.prev), records: msg.records.map((r) => recordOut(r, payloads)), commitLsn: msg.commitLsn, seq: msg.seq },
       };
     case "appendReply":
       return {
@@ -128,9 +170,10 @@ export function encodePeerMessage(volume: string, msg: PeerMessage): PeerMessage
         },
       };
     case "region":
+      payloads.push(msg.data);
       return {
         volume,
-        region: { epoch: msg.epoch, region: msg.region, data: msg.data, version: regionVersionOut(msg.version), copiedAt: msg.copiedAt },
+        region: { epoch: msg.epoch, region: msg.region, dataLength: msg.data.length, version: regionVersionOut(msg.version), copiedAt: msg.copiedAt },
       };
     case "regionReply":
       return { volume, regionReply: { epoch: msg.epoch, region: msg.region } };
@@ -246,7 +289,7 @@ function sessionIn(x: unknown, what: string): ClientSession {
   return { clientId: asClientId(str(o["clientId"], `${what}.clientId`, CLIENT_ID_BYTES_MAX)), clientSeq: uint(o["clientSeq"], `${what}.clientSeq`), lsn: asLsn(uint(o["lsn"], `${what}.lsn`)) };
 }
 
-/** A received PeerMessage as the volume it names and the core's message; throws PeerCodecError. */
+/** A received header (its payload views attached as `data`) as the volume it names and the core's message; throws PeerCodecError. */
 export function decodePeerMessage(wire: unknown): { volume: string; msg: PeerMessage } {
   const w = obj(wire, "message");
   const volume = str(w["volume"], "volume", 64);

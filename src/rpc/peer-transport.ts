@@ -17,6 +17,7 @@ import {
   status,
   type ClientDuplexStream,
   type ServerDuplexStream,
+  type ServiceDefinition,
   type ServiceError,
 } from "@grpc/grpc-js";
 import type { Logger } from "pino";
@@ -24,7 +25,8 @@ import { limits } from "../core/limits.js";
 import type { PeerMessage } from "../core/messages.js";
 import type { NodeId } from "../core/types.js";
 import type { ClusterNode } from "./cluster-config.js";
-import { decodePeerMessage, encodePeerMessage, type PeerMessageWire } from "./peer-codec.js";
+import { decodePeerFrame, encodePeerFrame } from "./peer-codec.js";
+import { FLOW_CONTROL_WINDOW_BYTES } from "./http2-window.js";
 import { replicationService } from "./proto.js";
 
 export const NODE_METADATA_KEY = "replivol-node";
@@ -38,7 +40,6 @@ export const PEER_MESSAGE_BYTES_MAX = 2 * limits.logRetainedBytesMax + 4 * 1024 
 const PEER_QUEUE_MESSAGES_MAX = 8192;
 const RECONNECT_BACKOFF_MS_MIN = 50;
 const RECONNECT_BACKOFF_MS_MAX = 1000;
-const FLOW_CONTROL_WINDOW_BYTES = 8 * 1024 * 1024;
 
 export const PEER_CHANNEL_OPTIONS = {
   "grpc-node.flow_control_window": FLOW_CONTROL_WINDOW_BYTES,
@@ -61,7 +62,7 @@ export interface PeerTransportOptions {
 interface PeerLink {
   readonly node: ClusterNode;
   readonly client: Client;
-  call: ClientDuplexStream<PeerMessageWire, unknown> | null;
+  call: ClientDuplexStream<Buffer, unknown> | null;
   connected: boolean;
   readonly queue: { readonly volume: string; readonly msg: PeerMessage }[];
   flushScheduled: boolean;
@@ -72,7 +73,7 @@ interface PeerLink {
 
 export class PeerTransport {
   private readonly links = new Map<NodeId, PeerLink>();
-  private readonly incoming = new Set<ServerDuplexStream<unknown, unknown>>();
+  private readonly incoming = new Set<ServerDuplexStream<Buffer, unknown>>();
   private readonly log: Logger;
   private closed = false;
 
@@ -116,7 +117,7 @@ export class PeerTransport {
       link.queue.length = 0;
       return;
     }
-    for (const q of coalesceAppends(link.queue.splice(0))) call.write(encodePeerMessage(q.volume, q.msg));
+    for (const q of coalesceAppends(link.queue.splice(0))) call.write(encodePeerFrame(q.volume, q.msg));
   }
 
   private connect(link: PeerLink): void {
@@ -126,12 +127,8 @@ export class PeerTransport {
     if (method === undefined) throw new Error("Replication.Exchange is not in proto/replication.proto");
     const metadata = new Metadata();
     metadata.set(NODE_METADATA_KEY, this.opts.nodeId);
-    const call = link.client.makeBidiStreamRequest<PeerMessageWire, unknown>(
-      method.path,
-      (m) => method.requestSerialize(m),
-      (b) => method.responseDeserialize(b) as unknown,
-      metadata,
-    );
+    // Frames are encoded before they are written (encodePeerFrame): gRPC passes the bytes through.
+    const call = link.client.makeBidiStreamRequest<Buffer, unknown>(method.path, passThrough, passThrough, metadata);
     link.call = call;
     call.on("metadata", () => {
       if (link.call !== call) return;
@@ -159,7 +156,7 @@ export class PeerTransport {
   }
 
   /** The server side of Replication.Exchange: messages of the peer that opened the stream. */
-  readonly handleExchange = (call: ServerDuplexStream<unknown, unknown>): void => {
+  readonly handleExchange = (call: ServerDuplexStream<Buffer, unknown>): void => {
     const named = call.metadata.get(NODE_METADATA_KEY)[0];
     const from = typeof named === "string" ? (named as NodeId) : null;
     if (from === null || !this.links.has(from)) {
@@ -174,10 +171,10 @@ export class PeerTransport {
     this.incoming.add(call);
     call.sendMetadata(new Metadata());
     let bad = 0;
-    call.on("data", (wire: unknown) => {
-      let decoded: ReturnType<typeof decodePeerMessage>;
+    call.on("data", (frame: Buffer) => {
+      let decoded: ReturnType<typeof decodePeerFrame>;
       try {
-        decoded = decodePeerMessage(wire);
+        decoded = decodePeerFrame(frame);
       } catch (err) {
         if (bad++ < 10) this.log.warn({ peer: from, err: (err as Error).message }, "peer message dropped");
         return;
@@ -215,6 +212,19 @@ export class PeerTransport {
       }
     }
   }
+}
+
+const passThrough = (b: Buffer): Buffer => b;
+
+/** Replication's service definition for a server: frames pass through gRPC as bytes, decoded by the transport. */
+export function replicationServiceDefinition(): ServiceDefinition {
+  const def = replicationService().service;
+  const method = def["Exchange"];
+  if (method === undefined) throw new Error("Replication.Exchange is not in proto/replication.proto");
+  return {
+    ...def,
+    Exchange: { ...method, requestSerialize: passThrough, requestDeserialize: passThrough, responseSerialize: passThrough, responseDeserialize: passThrough },
+  };
 }
 
 /**

@@ -5,15 +5,33 @@
 
 export type IoKindWire = "IO_KIND_UNSPECIFIED" | "IO_KIND_READ" | "IO_KIND_WRITE" | "IO_KIND_TRIM" | "IO_KIND_WRITE_ZEROES" | "IO_KIND_FLUSH";
 
-export interface IoRequestWire {
+/** An Io request as a client sends it (src/rpc/io-frames.ts frames it). */
+export interface IoRequestOut {
   id: number;
   kind: IoKindWire;
   offset: number;
   length: number;
   clientSeq: number;
+  data?: Uint8Array;
+}
+
+/** An Io request as a node receives it: its data a view into the frame (empty when it has none). */
+export interface IoRequestWire extends IoRequestOut {
   data: Buffer;
 }
 
+export interface IoBatchOut {
+  volume: string;
+  clientId: string;
+  epoch: number;
+  requests: IoRequestOut[];
+}
+
+export interface IoBatchWire extends IoBatchOut {
+  requests: IoRequestWire[];
+}
+
+/** An Io reply as a node sends it. */
 export interface IoReplyWire {
   id: number;
   ok: boolean;
@@ -23,15 +41,18 @@ export interface IoReplyWire {
   epoch: number;
 }
 
-export interface IoBatchWire {
-  volume: string;
-  clientId: string;
+/** An Io reply as a client receives it (every field present; data a view into the frame). */
+export interface IoReplyIn {
+  id: number;
+  ok: boolean;
+  data: Buffer;
+  code: string;
+  message: string;
   epoch: number;
-  requests: IoRequestWire[];
 }
 
-export interface IoReplyBatchWire {
-  replies: IoReplyWire[];
+export interface IoReplyBatchIn {
+  replies: IoReplyIn[];
 }
 
 export interface MountRequestWire {

@@ -138,8 +138,11 @@ function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
   });
 }
 
+/** Extra Node.js flags for every volnode (for example `--cpu-prof --cpu-prof-dir=/tmp/prof`), space-separated. */
+const VOLNODE_NODE_FLAGS = (process.env["REPLIVOL_VOLNODE_NODE_FLAGS"] ?? "").split(" ").filter((f) => f !== "");
+
 export function volnodeCommand(args: readonly string[]): { command: string; args: string[] } {
-  return { command: process.execPath, args: ["--import", "tsx", VOLNODE, ...args] };
+  return { command: process.execPath, args: [...VOLNODE_NODE_FLAGS, "--import", "tsx", VOLNODE, ...args] };
 }
 
 export async function startCluster(opts: StartClusterOptions): Promise<TestCluster> {

@@ -170,4 +170,20 @@ describe("volnode Volume service", () => {
     expect(st.node).toBe("n3");
     expect(c.node("n3").pid).not.toBeNull();
   });
+
+  it("refuses an Io frame whose payload does not match its header, and goes on serving", async () => {
+    const v = client("n2");
+    const m = await v.mount("io", "frame-client", true);
+    const bad = v.openIo("io", "frame-client", m.epoch);
+    // A header length pointing past the end of the frame.
+    bad.writeRaw(Buffer.from([0xff, 0xff, 0xff, 0x7f, 1, 2, 3]));
+    const ended = await bad.ended;
+    expect(codeOf(ended)).toBe("INVALID_ARGUMENT");
+    const good = v.openIo("io", "frame-client", m.epoch);
+    const data = randomBytes(BLOCK);
+    expect((await good.write(5 * BLOCK, data)).ok).toBe(true);
+    expect(Buffer.from((await good.read(5 * BLOCK, BLOCK)).data).equals(data)).toBe(true);
+    good.end();
+    await v.unmount("io", "frame-client");
+  }, 30_000);
 });

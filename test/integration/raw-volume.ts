@@ -4,7 +4,10 @@
  */
 import { Client, credentials, Metadata, type ClientDuplexStream, type ServiceError } from "@grpc/grpc-js";
 import { volumeService } from "../../src/rpc/proto.js";
-import type { IoBatchWire, IoKindWire, IoReplyBatchWire, IoReplyWire, MountReplyWire } from "../../src/rpc/volume-wire.js";
+import { decodeIoReplyBatch, encodeIoBatch, ioMethodPath, passThrough } from "../../src/rpc/io-frames.js";
+import type { IoKindWire, IoReplyIn, MountReplyWire } from "../../src/rpc/volume-wire.js";
+
+type IoReplyWire = IoReplyIn;
 
 const CALL_DEADLINE_MS = 20_000;
 
@@ -43,14 +46,7 @@ export class RawVolumeClient {
   }
 
   openIo(volume: string, clientId: string, epoch: number): RawIoStream {
-    const def = volumeService().service["Io"];
-    if (def === undefined) throw new Error("Volume has no method Io");
-    const call = this.client.makeBidiStreamRequest<IoBatchWire, IoReplyBatchWire>(
-      def.path,
-      (m) => def.requestSerialize(m),
-      (b) => def.responseDeserialize(b) as IoReplyBatchWire,
-      new Metadata(),
-    );
+    const call = this.client.makeBidiStreamRequest<Buffer, Buffer>(ioMethodPath(), passThrough, passThrough, new Metadata());
     return new RawIoStream(call, volume, clientId, epoch);
   }
 
@@ -77,13 +73,13 @@ export class RawIoStream {
   readonly ended: Promise<Error | null>;
 
   constructor(
-    private readonly call: ClientDuplexStream<IoBatchWire, IoReplyBatchWire>,
+    private readonly call: ClientDuplexStream<Buffer, Buffer>,
     private readonly volume: string,
     private readonly clientId: string,
     private readonly epoch: number,
   ) {
-    call.on("data", (batch: IoReplyBatchWire) => {
-      for (const r of batch.replies) {
+    call.on("data", (frame: Buffer) => {
+      for (const r of decodeIoReplyBatch(frame).replies) {
         const w = this.waiting.get(r.id);
         if (w === undefined) continue;
         this.waiting.delete(r.id);
@@ -106,6 +102,11 @@ export class RawIoStream {
     });
   }
 
+  /** Writes raw bytes as one stream message (tests of bad frames). */
+  writeRaw(frame: Buffer): void {
+    this.call.write(frame);
+  }
+
   /** Sends several requests in one batch; resolves with their replies in order. */
   batch(reqs: readonly IoOptions[]): Promise<IoReplyWire[]> {
     if (this.error !== null) return Promise.reject(this.error);
@@ -125,7 +126,7 @@ export class RawIoStream {
       );
       return { id, kind: o.kind, offset: o.offset ?? 0, length: o.length ?? o.data?.length ?? 0, clientSeq, data: o.data ?? new Uint8Array(0) };
     });
-    this.call.write({ volume: this.volume, clientId: this.clientId, epoch: this.epoch, requests } as unknown as IoBatchWire);
+    this.call.write(encodeIoBatch({ volume: this.volume, clientId: this.clientId, epoch: this.epoch, requests }));
     return Promise.all(out);
   }
 

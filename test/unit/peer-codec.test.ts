@@ -1,16 +1,12 @@
 import { describe, expect, it } from "vitest";
 import type { PeerMessage } from "../../src/core/messages.js";
 import { REGION_DIRTY, asBlock, asClientId, asEpoch, asLsn } from "../../src/core/types.js";
-import { PeerCodecError, decodePeerMessage, encodePeerMessage } from "../../src/rpc/peer-codec.js";
-import { replicationService } from "../../src/rpc/proto.js";
+import { FrameError } from "../../src/rpc/frames.js";
+import { PeerCodecError, decodePeerFrame, decodePeerMessage, encodePeerFrame } from "../../src/rpc/peer-codec.js";
 
-const exchange = replicationService().service["Exchange"];
-
-/** Through the real wire: proto-loader's serializer and deserializer. */
+/** Through the real wire: a frame, its header by proto-loader's serializer and deserializer. */
 function roundTrip(msg: PeerMessage): PeerMessage {
-  if (exchange === undefined) throw new Error("no Exchange");
-  const bytes = exchange.requestSerialize(encodePeerMessage("vol1", msg));
-  const back = decodePeerMessage(exchange.requestDeserialize(bytes));
+  const back = decodePeerFrame(encodePeerFrame("vol1", msg));
   expect(back.volume).toBe("vol1");
   return back.msg;
 }
@@ -71,5 +67,26 @@ describe("peer codec", () => {
     ["an unknown record kind", { volume: "v", body: "append", append: { epoch: 1, prev: { epoch: 1, lsn: 1 }, commitLsn: 0, seq: 0, records: [{ epoch: 1, lsn: 2, kind: "RECORD_KIND_UNSPECIFIED", block: 0, blockCount: 1, data: Buffer.alloc(0), clientId: "c", clientSeq: 1 }] } }],
   ])("refuses a message with %s", (_what, wire) => {
     expect(() => decodePeerMessage(wire)).toThrow(PeerCodecError);
+  });
+
+  it("keeps block bytes out of the protobuf header: they follow it, once each", () => {
+    const append = MESSAGES.find((m) => m.type === "append");
+    if (append === undefined) throw new Error("no append");
+    const frame = encodePeerFrame("vol1", append);
+    const headerBytes = frame.readUInt32LE(0);
+    expect(headerBytes).toBeLessThan(200);
+    expect(frame.length).toBe(4 + headerBytes + data.length);
+    expect([...frame.subarray(4 + headerBytes)]).toEqual([...data]);
+  });
+
+  const region = encodePeerFrame("vol1", { type: "region", epoch: asEpoch(3), region: 2, data, version: v(2, 3), copiedAt: asLsn(5) });
+  it.each([
+    ["no header length", Buffer.alloc(2)],
+    ["a header longer than the frame", Buffer.from([0xff, 0xff, 0, 0, 1, 2])],
+    ["a payload cut short", region.subarray(0, region.length - 1)],
+    ["payload bytes no field claims", Buffer.concat([region, Buffer.alloc(1)])],
+    ["a header that is not protobuf", Buffer.from([3, 0, 0, 0, 0xff, 0xff, 0xff])],
+  ])("refuses a frame with %s", (_what, frame) => {
+    expect(() => decodePeerFrame(frame)).toThrow(FrameError);
   });
 });

@@ -1,0 +1,92 @@
+/**
+ * Volume.Io's messages as frames (src/rpc/frames.ts): the requests' and
+ * replies' data after a protobuf header, so block bytes never go through
+ * protobuf encoding. Shared by the node (src/node/volume-service.ts) and the
+ * client library (src/client/volume.ts).
+ */
+import type { ServiceDefinition } from "@grpc/grpc-js";
+import { decodeFrame, encodeFrame, FrameError, PayloadReader, type Deserialize, type Serialize } from "./frames.js";
+import { volumeService } from "./proto.js";
+import type { IoBatchOut, IoBatchWire, IoReplyBatchIn, IoReplyWire } from "./volume-wire.js";
+
+interface IoCodec {
+  readonly path: string;
+  readonly requestSerialize: Serialize;
+  readonly requestDeserialize: Deserialize;
+  readonly responseSerialize: Serialize;
+  readonly responseDeserialize: Deserialize;
+}
+
+let codec: IoCodec | null = null;
+
+function ioMethod(): IoCodec {
+  if (codec === null) {
+    const m = volumeService().service["Io"];
+    if (m === undefined) throw new Error("Volume.Io is not in proto/volume.proto");
+    codec = {
+      path: m.path,
+      requestSerialize: m.requestSerialize as Serialize,
+      requestDeserialize: m.requestDeserialize,
+      responseSerialize: m.responseSerialize as Serialize,
+      responseDeserialize: m.responseDeserialize,
+    };
+  }
+  return codec;
+}
+
+/** The gRPC path of Volume.Io (the client opens it with pass-through serializers). */
+export function ioMethodPath(): string {
+  return ioMethod().path;
+}
+
+export const passThrough = (b: Buffer): Buffer => b;
+
+/** The Volume service for a server: Io's frames pass through gRPC as bytes, (de)coded by the service. */
+export function volumeServiceDefinition(): ServiceDefinition {
+  const def = volumeService().service;
+  const io = def["Io"];
+  if (io === undefined) throw new Error("Volume.Io is not in proto/volume.proto");
+  return { ...def, Io: { ...io, requestSerialize: passThrough, requestDeserialize: passThrough, responseSerialize: passThrough, responseDeserialize: passThrough } };
+}
+
+export function encodeIoBatch(batch: IoBatchOut): Buffer {
+  const payloads: Uint8Array[] = [];
+  const requests = batch.requests.map((r) => {
+    const { data, ...rest } = r;
+    if (data !== undefined && data.length > 0) payloads.push(data);
+    return { ...rest, dataLength: data?.length ?? 0 };
+  });
+  return encodeFrame(ioMethod().requestSerialize, { volume: batch.volume, clientId: batch.clientId, epoch: batch.epoch, requests }, payloads);
+}
+
+/** Throws FrameError when the frame is no IoBatch. */
+export function decodeIoBatch(frame: Buffer): IoBatchWire {
+  const { header, payload } = decodeFrame(ioMethod().requestDeserialize, frame);
+  const batch = header as IoBatchWire;
+  if (typeof batch !== "object" || batch === null || !Array.isArray(batch.requests)) throw new FrameError("an IoBatch without requests");
+  const reader = new PayloadReader(payload);
+  batch.requests.forEach((r, i) => reader.take(r, `requests[${i}]`));
+  reader.end();
+  return batch;
+}
+
+export function encodeIoReplyBatch(replies: readonly IoReplyWire[]): Buffer {
+  const payloads: Uint8Array[] = [];
+  const out = replies.map((r) => {
+    const { data, ...rest } = r;
+    if (data !== undefined && data.length > 0) payloads.push(data);
+    return { ...rest, dataLength: data?.length ?? 0 };
+  });
+  return encodeFrame(ioMethod().responseSerialize, { replies: out }, payloads);
+}
+
+/** Throws FrameError when the frame is no IoReplyBatch. */
+export function decodeIoReplyBatch(frame: Buffer): IoReplyBatchIn {
+  const { header, payload } = decodeFrame(ioMethod().responseDeserialize, frame);
+  const batch = header as IoReplyBatchIn;
+  if (typeof batch !== "object" || batch === null || !Array.isArray(batch.replies)) throw new FrameError("an IoReplyBatch without replies");
+  const reader = new PayloadReader(payload);
+  batch.replies.forEach((r, i) => reader.take(r, `replies[${i}]`));
+  reader.end();
+  return batch;
+}
