@@ -27,9 +27,12 @@ export interface ConnectOptions {
 export interface MountOptions {
   /**
    * "rw" mounts read-write: one writer, and a live mount of another client
-   * makes it fail with VolumeBusyError unless `takeover` is set. "ro" asks
-   * for a read-only mount of committed data; volnode does not serve those
-   * yet and answers InvalidArgumentError.
+   * makes it fail with VolumeBusyError unless `takeover` is set. "ro" mounts
+   * read-only through any in-sync replica: it fences nobody and coexists
+   * with a writer, reads committed data only, and may be stale by up to
+   * `Volume.staleMs` (not linearizable: after a failover to another replica
+   * a read may see older data than the one before). Writes, trims and
+   * write-zeroes fail with InvalidArgumentError.
    */
   readonly mode: "rw" | "ro";
   /**

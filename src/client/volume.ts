@@ -122,6 +122,7 @@ export class Volume extends EventEmitter<VolumeEvents> {
   private nextRequestId = 1;
   private nextOrder = 1;
   private fencedBy: FencedError | null = null;
+  private lastStaleMs = 0;
   private readonly watchdog: NodeJS.Timeout;
 
   /** @internal Created by `Cluster.mount`. */
@@ -146,7 +147,17 @@ export class Volume extends EventEmitter<VolumeEvents> {
     return this.currentEpoch;
   }
 
-  /** The node coordinating the mount. */
+  /**
+   * Read-only mounts: how stale the data of the last read may have been, in
+   * milliseconds (the time since the replica that served it last heard from
+   * a primary; 0 when it was the primary). Always 0 for a read-write mount,
+   * whose reads are linearizable.
+   */
+  get staleMs(): number {
+    return this.lastStaleMs;
+  }
+
+  /** The node coordinating the mount (the replica serving a read-only one). */
   get primary(): string {
     return this.primaryNode;
   }
@@ -213,7 +224,9 @@ export class Volume extends EventEmitter<VolumeEvents> {
     clearInterval(this.watchdog);
     this.dropStream();
     this.failAll(new InvalidArgumentError(`Volume ${this.name} is closed: mount it again`));
-    if (wasMounted) {
+    // A read-only mount holds nothing at the node: nothing to end (and an
+    // Unmount would end a read-write mount of this same client).
+    if (wasMounted && !this.readOnly) {
       const conn = this.host.connection(this.primaryNode);
       try {
         await conn?.unmount({ volume: this.name, clientId: this.host.clientId });
@@ -297,7 +310,10 @@ export class Volume extends EventEmitter<VolumeEvents> {
   private schedulePump(): void {
     if (this.pumpScheduled) return;
     this.pumpScheduled = true;
-    setImmediate(() => {
+    // A microtask, not the next turn of the event loop: requests submitted
+    // together (in one synchronous run and the promise reactions after it)
+    // still go out as one batch, and a lone request leaves at once.
+    queueMicrotask(() => {
       this.pumpScheduled = false;
       this.pump();
     });
@@ -345,7 +361,7 @@ export class Volume extends EventEmitter<VolumeEvents> {
   private batch(requests: IoRequestMessage[]): IoBatchMessage {
     const first = !this.streamBound;
     this.streamBound = true;
-    return { volume: first ? this.name : "", clientId: first ? this.host.clientId : "", epoch: this.currentEpoch, requests };
+    return { volume: first ? this.name : "", clientId: first ? this.host.clientId : "", epoch: this.currentEpoch, requests, readOnly: first && this.readOnly };
   }
 
   private openStream(node: string): void {
@@ -400,6 +416,7 @@ export class Volume extends EventEmitter<VolumeEvents> {
       this.inFlightBytes -= op.windowBytes;
       if (r.ok) {
         if (op.kind === "read") {
+          if (this.readOnly) this.lastStaleMs = r.staleMs;
           if (r.data.length !== op.length) {
             this.settle(op, new InvalidArgumentError(`Read of ${this.name} at ${op.offset} returned ${r.data.length} bytes, not ${op.length}: the node and the client disagree`));
           } else {

@@ -406,6 +406,18 @@ export class ReplicaCore {
     return this.primary?.phase === "active";
   }
 
+  /**
+   * For read-only mounts served by this replica: whether its blocks are a
+   * state of the volume (consistent), and how long ago (in ticks) it last
+   * heard from a primary of its promised epoch, which bounds how stale its
+   * committed data may be (0 while this replica is the active primary; null
+   * if it never heard from one since it started).
+   */
+  readOnlyView(): { consistent: boolean; staleTicks: number | null } {
+    if (this.isActivePrimary()) return { consistent: this.consistent, staleTicks: 0 };
+    return { consistent: this.consistent, staleTicks: this.lastPrimaryAnswerTick === null ? null : this.now - this.lastPrimaryAnswerTick };
+  }
+
   // -------------------------------------------------------------------------
 
   step(event: CoreEvent): CoreAction[] {

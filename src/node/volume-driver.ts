@@ -83,6 +83,7 @@ export class VolumeDriver {
   private lastApplyLsn: Lsn;
   private appliedSinceCheckpoint = 0;
   private lastCheckpointMs: number;
+  private readonly openedAt = monotonicMs();
   private checkpointing = false;
   private failure: VolumeError | null = null;
   private closing = false;
@@ -168,6 +169,31 @@ export class VolumeDriver {
       this.waiting.set(reqId, resolve);
       this.post({ type: "request", reqId, req });
     });
+  }
+
+  /**
+   * A read for a read-only mount: this replica's committed (applied) data,
+   * read after every apply issued so far, without the core's lease: it may
+   * be stale by up to `staleMs`. Refused while the replica is inconsistent
+   * (its blocks are then no state of the volume) or out of service.
+   */
+  readApplied(block: BlockIndex, blockCount: number): Promise<ReadResult & { readonly staleMs?: number }> {
+    if (this.failure !== null) return Promise.resolve(this.failed());
+    const view = this.core.readOnlyView();
+    if (!view.consistent) {
+      return Promise.resolve({ ok: false, code: "NO_QUORUM", message: `The replica of ${this.name} on ${this.opts.nodeId} is being resynced: read through another replica` } satisfies RequestFailure);
+    }
+    const staleMs = view.staleTicks ?? monotonicMs() - this.openedAt;
+    return this.readData(block, blockCount, []).then((r) => (r.ok ? { ...r, staleMs } : r));
+  }
+
+  /** Whether this replica can serve a read-only mount now; the reason if not. */
+  readOnlyRefusal(): RequestFailure | null {
+    if (this.failure !== null) return this.failed();
+    if (!this.core.readOnlyView().consistent) {
+      return { ok: false, code: "NO_QUORUM", message: `The replica of ${this.name} on ${this.opts.nodeId} is being resynced: mount read-only through another replica` };
+    }
+    return null;
   }
 
   /** The mount this node coordinates, if it is active. */
@@ -376,6 +402,11 @@ export class VolumeDriver {
   }
 
   private readBlocks(reqId: RequestId, block: BlockIndex, blockCount: number, overlay: readonly LogRecord[]): void {
+    void this.readData(block, blockCount, overlay).then((r) => this.answer(reqId, r));
+  }
+
+  /** Applied block data with `overlay` laid over it; a corrupt block fails the read (CORRUPT), not the replica. Never rejects. */
+  private readData(block: BlockIndex, blockCount: number, overlay: readonly LogRecord[]): Promise<ReadResult> {
     const bs = this.config.blockSize;
     // The applies issued before this read must have reached the block data.
     const read = this.dataBarrier.then(() => this.store.readBlocks(block, blockCount));
@@ -385,8 +416,8 @@ export class VolumeDriver {
       this.storeCalls.delete(read);
     };
     read.then(settled, settled);
-    read.then(
-      (data) => {
+    return read.then(
+      (data): ReadResult => {
         for (const r of overlay) {
           const from = Math.max(r.block, block);
           const to = Math.min(r.block + r.blockCount, block + blockCount);
@@ -395,15 +426,15 @@ export class VolumeDriver {
           if (r.kind === "write" && r.data !== null) data.set(r.data.subarray((from - r.block) * bs, (to - r.block) * bs), into);
           else data.fill(0, into, (to - block) * bs);
         }
-        this.answer(reqId, { ok: true, data });
+        return { ok: true, data };
       },
-      (err: unknown) => {
+      (err: unknown): ReadResult => {
         if (err instanceof VolumeError && err.code === "CORRUPT") {
           this.log.error({ err, block, blockCount }, "read found a corrupt block");
-          this.answer(reqId, { ok: false, code: "CORRUPT", message: err.message });
-          return;
+          return { ok: false, code: "CORRUPT", message: err.message };
         }
         this.storeFailed(err, "read");
+        return this.failed();
       },
     );
   }

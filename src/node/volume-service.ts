@@ -57,9 +57,20 @@ export function volumeService(router: VolumeRouter, logger: Logger): UntypedServ
       try {
         driver = router.driver(req.volume);
         clientId = checkClientId(req.clientId);
-        if (req.readOnly) throw new VolumeError("INVALID_ARGUMENT", "Read-only mounts are not supported yet: mount read-write");
       } catch (err) {
         callback(toServiceError(err));
+        return;
+      }
+      if (req.readOnly) {
+        // Served by this replica as it is: no epoch is taken, nobody is fenced.
+        const refusal = driver.readOnlyRefusal();
+        if (refusal !== null) {
+          callback(failureError(refusal));
+          return;
+        }
+        const s = driver.status();
+        log.info({ volume: req.volume, clientId }, "mounted read-only");
+        callback(null, { epoch: s.promisedEpoch, blockCount: driver.config.blockCount, blockSize: driver.config.blockSize, primary: router.nodeId });
         return;
       }
       driver.mount(clientId, req.takeover).then(
@@ -110,6 +121,8 @@ class IoStream {
   private volume = "";
   private clientId: ClientId | null = null;
   private epoch = 0 as Epoch;
+  /** A read-only mount's stream: reads of this replica's committed data, nothing else. */
+  private readOnly = false;
   /** Set while a partial-block write is being read: later requests wait for it. */
   private gate: Promise<void> | null = null;
   /** Writes issued and not answered yet (a flush waits for the ones before it). */
@@ -157,7 +170,8 @@ class IoStream {
       try {
         this.driver = this.router.driver(batch.volume);
         this.clientId = checkClientId(batch.clientId);
-        if (!Number.isSafeInteger(batch.epoch) || batch.epoch < 1) throw new VolumeError("INVALID_ARGUMENT", "The first batch of an Io stream names the mount's epoch");
+        this.readOnly = batch.readOnly === true;
+        if (!this.readOnly && (!Number.isSafeInteger(batch.epoch) || batch.epoch < 1)) throw new VolumeError("INVALID_ARGUMENT", "The first batch of an Io stream names the mount's epoch");
         this.volume = batch.volume;
         this.epoch = batch.epoch as Epoch;
       } catch (err) {
@@ -201,6 +215,7 @@ class IoStream {
       this.reply({ id: req.id, ok: false, code: e.code, message: e.message, epoch: this.epoch });
       return null;
     };
+    if (this.readOnly) return this.issueReadOnly(req, driver, fail);
     const mount = driver.activeMount();
     if (mount === null || mount.epoch !== this.epoch || mount.clientId !== clientId) {
       return fail(new VolumeError("FENCED", `The mount of ${this.volume} with epoch ${this.epoch} is no longer active on ${this.router.nodeId}: it was taken over or ended`));
@@ -251,6 +266,38 @@ class IoStream {
         }
         case "IO_KIND_UNSPECIFIED":
           throw new VolumeError("INVALID_ARGUMENT", "The request names no I/O kind");
+        default:
+          throw new VolumeError("INVALID_ARGUMENT", `Unknown I/O kind ${String(req.kind satisfies never)}`);
+      }
+    } catch (err) {
+      return fail(err);
+    }
+  }
+
+  private issueReadOnly(req: IoRequestWire, driver: VolumeDriver, fail: (err: unknown) => null): null {
+    try {
+      switch (req.kind) {
+        case "IO_KIND_READ": {
+          if (req.data.length > 0) throw new VolumeError("INVALID_ARGUMENT", "A read carries no data");
+          const span = checkByteRange(req.offset, req.length, driver.config.blockSize, driver.config.blockCount, "read");
+          driver.readApplied(asBlock(span.block), span.blockCount).then(
+            (r) => {
+              if (!r.ok) return this.reply({ id: req.id, ok: false, code: r.code, message: r.message, epoch: this.epoch });
+              this.reply({ id: req.id, ok: true, data: r.data.subarray(span.headBytes, span.headBytes + req.length), epoch: this.epoch, staleMs: r.staleMs ?? 0 });
+            },
+            (err: unknown) => this.replyError(req, err),
+          );
+          return null;
+        }
+        case "IO_KIND_FLUSH":
+          // Nothing was written through this mount.
+          this.reply({ id: req.id, ok: true, epoch: this.epoch });
+          return null;
+        case "IO_KIND_WRITE":
+        case "IO_KIND_WRITE_ZEROES":
+        case "IO_KIND_TRIM":
+        case "IO_KIND_UNSPECIFIED":
+          throw new VolumeError("INVALID_ARGUMENT", `The mount of ${this.volume} is read-only: mount it read-write to change it`);
         default:
           throw new VolumeError("INVALID_ARGUMENT", `Unknown I/O kind ${String(req.kind satisfies never)}`);
       }

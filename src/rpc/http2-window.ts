@@ -22,6 +22,8 @@ export const FLOW_CONTROL_WINDOW_BYTES = 8 * 1024 * 1024;
 
 function raise(session: ServerHttp2Session, bytes: number): void {
   try {
+    // grpc-js sets TCP_NODELAY on the sockets it connects, not on the ones a server accepts.
+    session.socket.setNoDelay(true);
     session.setLocalWindowSize(bytes);
     session.settings({ initialWindowSize: bytes });
   } catch {

@@ -56,7 +56,7 @@ export function encodeIoBatch(batch: IoBatchOut): Buffer {
     if (data !== undefined && data.length > 0) payloads.push(data);
     return { ...rest, dataLength: data?.length ?? 0 };
   });
-  return encodeFrame(ioMethod().requestSerialize, { volume: batch.volume, clientId: batch.clientId, epoch: batch.epoch, requests }, payloads);
+  return encodeFrame(ioMethod().requestSerialize, { volume: batch.volume, clientId: batch.clientId, epoch: batch.epoch, requests, readOnly: batch.readOnly ?? false }, payloads);
 }
 
 /** Throws FrameError when the frame is no IoBatch. */

@@ -25,6 +25,7 @@ export interface IoBatchOut {
   clientId: string;
   epoch: number;
   requests: IoRequestOut[];
+  readOnly?: boolean;
 }
 
 export interface IoBatchWire extends IoBatchOut {
@@ -39,6 +40,7 @@ export interface IoReplyWire {
   code?: string;
   message?: string;
   epoch: number;
+  staleMs?: number;
 }
 
 /** An Io reply as a client receives it (every field present; data a view into the frame). */
@@ -49,6 +51,7 @@ export interface IoReplyIn {
   code: string;
   message: string;
   epoch: number;
+  staleMs: number;
 }
 
 export interface IoReplyBatchIn {
