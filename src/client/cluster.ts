@@ -11,7 +11,7 @@ import { InvalidArgumentError, NoQuorumError, NotFoundError, VolumeBusyError, Vo
 import { clientLimits } from "./limits.js";
 import { MountFailed, mountSomewhere } from "./mounter.js";
 import { Volume, type VolumeHost } from "./volume.js";
-import { CallError, NodeConnection, type NodeStatusMessage, type ReplicaStatusMessage } from "./wire.js";
+import { CallError, NodeConnection, type FollowerStatusMessage, type NodeStatusMessage, type ReplicaStatusMessage } from "./wire.js";
 
 /** A node of the cluster: its id and `host:port`. */
 export interface NodeAddress {
@@ -67,6 +67,22 @@ export interface ReplicaInfo {
   /** Records behind the most advanced replica's head. */
   readonly lagRecords: number | null;
   readonly primary: boolean;
+  /** The region resync of this replica under way (as its primary reports it), or null. */
+  readonly resync: ResyncInfo | null;
+  /** The last finished region resync of this replica since the current mount, or null. */
+  readonly lastResync: { readonly regions: number; readonly bytes: number; readonly ms: number } | null;
+}
+
+export interface ResyncInfo {
+  readonly regionsCopied: number;
+  /** Regions still to copy; null while the primary is still comparing versions. */
+  readonly regionsLeft: number | null;
+  readonly bytesCopied: number;
+  readonly elapsedMs: number;
+  /** Bytes per second so far. */
+  readonly rate: number;
+  /** Estimated ms to go, null when unknown. */
+  readonly etaMs: number | null;
 }
 
 export interface VolumeInfo {
@@ -389,7 +405,7 @@ function summarize(name: string, statuses: Map<string, ReplicaStatusMessage>, do
   const replicas: ReplicaInfo[] = replicaNodes.map((node) => {
     const s = statuses.get(node);
     if (s === undefined) {
-      return { node, up: !down.has(node), state: down.has(node) ? "down" : "unknown", consistent: null, promisedEpoch: null, head: null, commitLsn: null, lagRecords: null, primary: false };
+      return { node, up: !down.has(node), state: down.has(node) ? "down" : "unknown", consistent: null, promisedEpoch: null, head: null, commitLsn: null, lagRecords: null, primary: false, resync: null, lastResync: null };
     }
     const follower = active?.followers.find((f) => f.node === node);
     const lag = maxHead - (s.head?.lsn ?? 0);
@@ -408,6 +424,11 @@ function summarize(name: string, statuses: Map<string, ReplicaStatusMessage>, do
       commitLsn: s.commitLsn,
       lagRecords: lag,
       primary: active !== undefined && active.node === s.node,
+      resync: follower?.resyncing === true ? resyncInfo(follower) : null,
+      lastResync:
+        follower !== undefined && follower.lastResyncRegions > 0
+          ? { regions: follower.lastResyncRegions, bytes: follower.lastResyncBytes, ms: follower.lastResyncMs }
+          : null,
     };
   });
   const w = writeQuorum(replicaNodes.length);
@@ -426,6 +447,16 @@ function summarize(name: string, statuses: Map<string, ReplicaStatusMessage>, do
     leaseHolder: active !== undefined && active.leaseValid && active.primaryClient !== "" ? active.primaryClient : null,
     replicas,
   };
+}
+
+function resyncInfo(f: FollowerStatusMessage): ResyncInfo {
+  const elapsedMs = f.resyncMs;
+  const rate = elapsedMs > 0 ? Math.round((f.bytesCopied * 1000) / elapsedMs) : 0;
+  // regionsLeft is 0 both before the comparison and at the very end; copied regions tell them apart.
+  const comparing = f.regionsLeft === 0 && f.regionsCopied === 0;
+  const regionBytes = f.regionsCopied > 0 ? f.bytesCopied / f.regionsCopied : 0;
+  const etaMs = comparing || rate === 0 ? null : Math.round(((f.regionsLeft * regionBytes) / rate) * 1000);
+  return { regionsCopied: f.regionsCopied, regionsLeft: comparing ? null : f.regionsLeft, bytesCopied: f.bytesCopied, elapsedMs, rate, etaMs };
 }
 
 function messageOf(e: unknown): string {

@@ -29,6 +29,7 @@ export {
   type NodeAddress,
   type NodeInfo,
   type ReplicaInfo,
+  type ResyncInfo,
   type VolumeInfo,
 } from "./cluster.js";
 export { Volume, type DegradedEvent, type FailoverEvent, type VolumeEvents } from "./volume.js";

@@ -44,6 +44,12 @@ export interface FollowerStatusMessage {
   consistent: boolean;
   resyncing: boolean;
   regionsLeft: number;
+  regionsCopied: number;
+  bytesCopied: number;
+  resyncMs: number;
+  lastResyncRegions: number;
+  lastResyncBytes: number;
+  lastResyncMs: number;
 }
 
 export interface ReplicaStatusMessage {

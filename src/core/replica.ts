@@ -160,6 +160,17 @@ interface ResyncProgress {
   readonly inFlight: Set<number>;
   regionsTotal: number;
   lastProgressTick: number;
+  /** Regions the target acknowledged, and their bytes: what this resync moved (kept across restarts of it). */
+  regionsCopied: number;
+  bytesCopied: number;
+  readonly startedTick: number;
+}
+
+/** What the last finished region resync of a follower moved. */
+export interface ResyncSummary {
+  readonly regions: number;
+  readonly bytes: number;
+  readonly ticks: number;
 }
 
 interface Follower {
@@ -186,6 +197,7 @@ interface Follower {
   lastSendTick: number;
   lastProgressTick: number;
   resync: ResyncProgress | null;
+  lastResync: ResyncSummary | null;
 }
 
 interface PendingWrite {
@@ -377,7 +389,18 @@ export class ReplicaCore {
     consistent: boolean;
     unsurePastHead: boolean;
     primary: { epoch: Epoch; phase: PrimaryPhase; clientId: ClientId; leaseValid: boolean } | null;
-    followers: { node: NodeId; matchLsn: Lsn; consistent: boolean; resyncing: boolean; regionsLeft: number }[];
+    followers: {
+      node: NodeId;
+      matchLsn: Lsn;
+      consistent: boolean;
+      resyncing: boolean;
+      regionsLeft: number;
+      /** The region resync under way: regions and bytes acknowledged so far, ticks since it began. */
+      regionsCopied: number;
+      bytesCopied: number;
+      resyncTicks: number;
+      lastResync: ResyncSummary | null;
+    }[];
   } {
     const p = this.primary;
     return {
@@ -398,6 +421,10 @@ export class ReplicaCore {
               consistent: f.consistent,
               resyncing: f.resync !== null,
               regionsLeft: f.resync === null ? 0 : f.resync.todo.length + f.resync.inFlight.size,
+              regionsCopied: f.resync?.regionsCopied ?? 0,
+              bytesCopied: f.resync?.bytesCopied ?? 0,
+              resyncTicks: f.resync === null ? 0 : this.now - f.resync.startedTick,
+              lastResync: f.lastResync,
             })),
     };
   }
@@ -1198,6 +1225,7 @@ export class ReplicaCore {
         lastSendTick: -Infinity,
         lastProgressTick: this.now,
         resync: null,
+        lastResync: null,
       });
     }
     this.appendAsPrimary(p, record);
@@ -1383,7 +1411,13 @@ export class ReplicaCore {
 
   // Region resync (rule 7), driven by the primary.
 
-  private beginResync(p: PrimarySession, f: Follower): void {
+  /** Bytes of region `region` (the last one may be short). */
+  private regionBytes(region: number): number {
+    const first = region * this.regionBlocks;
+    return Math.max(0, Math.min(this.regionBlocks, this.config.blockCount - first)) * this.config.blockSize;
+  }
+
+  private beginResync(p: PrimarySession, f: Follower, restartOf: ResyncProgress | null = null): void {
     if (f.resync !== null && f.resync.phase === "begin" && this.now - f.resync.lastProgressTick < this.timing.resendTicks * 2) return;
     if (f.resync === null && f.consistent) {
       // Resyncing makes a replica inconsistent. Keep W consistent replicas
@@ -1398,7 +1432,20 @@ export class ReplicaCore {
     const snapshot = this.log.versionAt(snapshotLsn);
     assert(snapshot !== null, `The resync snapshot ${snapshotLsn} is in the log`);
     f.consistent = false;
-    f.resync = { phase: "begin", snapshot, effective: snapshot, theirVersions: null, seq: this.now, todo: [], inFlight: new Set(), regionsTotal: 0, lastProgressTick: this.now };
+    f.resync = {
+      phase: "begin",
+      snapshot,
+      effective: snapshot,
+      theirVersions: null,
+      seq: this.now,
+      todo: [],
+      inFlight: new Set(),
+      regionsTotal: 0,
+      lastProgressTick: this.now,
+      regionsCopied: restartOf?.regionsCopied ?? 0,
+      bytesCopied: restartOf?.bytesCopied ?? 0,
+      startedTick: restartOf?.startedTick ?? this.now,
+    };
     this.trace("region resync of a follower begins", { follower: f.node, snapshot: formatVersion(snapshot) });
     const sessions = foldSessions(this.sessions, this.log.slice(this.log.startLsn(), snapshot.lsn), this.sessionsMax);
     this.send(f.node, { type: "resyncBegin", epoch: p.epoch, snapshot, sessions, seq: this.now });
@@ -1464,6 +1511,8 @@ export class ReplicaCore {
     if (p === undefined || p === null || f === undefined || m.epoch !== p.epoch || f.resync === null) return;
     if (!f.resync.inFlight.delete(m.region)) return;
     f.resync.lastProgressTick = this.now;
+    f.resync.regionsCopied++;
+    f.resync.bytesCopied += this.regionBytes(m.region);
     this.pumpResync(p, f);
   }
 
@@ -1472,7 +1521,9 @@ export class ReplicaCore {
     const f = p?.followers.get(from);
     if (p === undefined || p === null || f === undefined || m.epoch !== p.epoch || f.resync === null) return;
     if (!versionEquals(f.resync.snapshot, m.snapshot)) return;
-    this.trace("follower resynced", { follower: from, regions: f.resync.regionsTotal });
+    const r = f.resync;
+    f.lastResync = { regions: r.regionsCopied, bytes: r.bytesCopied, ticks: this.now - r.startedTick };
+    this.trace("follower resynced", { follower: from, regions: r.regionsCopied, bytes: r.bytesCopied, ms: this.now - r.startedTick });
     f.resync = null;
     f.consistent = true;
     f.consistentSinceSeq = this.now;
@@ -1496,7 +1547,7 @@ export class ReplicaCore {
       if (r !== null && this.now - r.lastProgressTick >= this.timing.resendTicks * 4) {
         // A lost message or a restarted target: start the resync again (it is idempotent).
         f.resync = null;
-        this.beginResync(p, f);
+        this.beginResync(p, f, r);
         continue;
       }
       if (f.nextLsn > f.resendFromLsn && this.now - f.lastProgressTick >= this.timing.resendTicks) {

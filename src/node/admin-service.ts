@@ -62,7 +62,20 @@ export function replicaStatus(d: VolumeDriver, nodeId: string): ReplicaStatusWir
     primaryPhase: s.primary?.phase ?? "",
     primaryClient: s.primary?.clientId ?? "",
     leaseValid: s.primary?.leaseValid ?? false,
-    followers: s.followers.map((f) => ({ node: f.node, matchLsn: f.matchLsn, consistent: f.consistent, resyncing: f.resyncing, regionsLeft: f.regionsLeft })),
+    followers: s.followers.map((f) => ({
+      node: f.node,
+      matchLsn: f.matchLsn,
+      consistent: f.consistent,
+      resyncing: f.resyncing,
+      regionsLeft: f.regionsLeft,
+      regionsCopied: f.regionsCopied,
+      bytesCopied: f.bytesCopied,
+      // Ticks are the daemon's monotonic milliseconds.
+      resyncMs: f.resyncTicks,
+      lastResyncRegions: f.lastResync?.regions ?? 0,
+      lastResyncBytes: f.lastResync?.bytes ?? 0,
+      lastResyncMs: f.lastResync?.ticks ?? 0,
+    })),
     diskFailed: s.diskFailed,
   };
 }

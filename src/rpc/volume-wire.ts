@@ -96,6 +96,12 @@ export interface FollowerStatusWire {
   consistent: boolean;
   resyncing: boolean;
   regionsLeft: number;
+  regionsCopied: number;
+  bytesCopied: number;
+  resyncMs: number;
+  lastResyncRegions: number;
+  lastResyncBytes: number;
+  lastResyncMs: number;
 }
 
 export interface ReplicaStatusWire {

@@ -71,7 +71,10 @@ describe("volnode region resync", () => {
     const synced = await waitFor(
       "n3 resynced",
       async () => {
-        const s = await c.adminCall<{ commitLsn: number; followers: { node: string; consistent: boolean; resyncing: boolean; matchLsn: number }[] }>("n1", "ReplicaStatus", { volume: "resync" });
+        const s = await c.adminCall<{
+          commitLsn: number;
+          followers: { node: string; consistent: boolean; resyncing: boolean; matchLsn: number; lastResyncRegions: number; lastResyncBytes: number }[];
+        }>("n1", "ReplicaStatus", { volume: "resync" });
         const f = s.followers.find((x) => x.node === "n3");
         return f !== undefined && f.consistent && !f.resyncing && f.matchLsn >= s.commitLsn ? f : null;
       },
@@ -80,6 +83,14 @@ describe("volnode region resync", () => {
     expect(synced.consistent).toBe(true);
     const traced = c.node("n1").lines.some((l) => l.includes('"msg":"region resync copies"'));
     expect(traced, "the primary went through a region resync, not a log catch-up").toBe(true);
+    // Only what changed moved: the regions written while n3 was away (each
+    // many times over), never the two left alone; counted, shown and logged.
+    const changedBytes = (REGIONS - 2) * REGION_BYTES;
+    expect(synced.lastResyncBytes).toBeGreaterThan(0);
+    expect(synced.lastResyncBytes).toBeLessThanOrEqual(1.2 * changedBytes);
+    expect(synced.lastResyncRegions).toBeLessThanOrEqual(REGIONS - 2);
+    const done = c.node("n1").lines.map((l) => JSON.parse(l) as { msg?: string; bytes?: number }).find((l) => l.msg === "follower resynced");
+    expect(done?.bytes).toBe(synced.lastResyncBytes);
     io.end();
     await v.unmount("resync", "writer");
 

@@ -1,6 +1,21 @@
 import type { Command } from "commander";
 import { output, table, withCluster } from "../context.js";
+import type { ReplicaInfo } from "../../client/index.js";
 import { formatSize } from "../size.js";
+
+/** Progress, rate and ETA of a resync under way, or what the last one moved. */
+export function resyncText(r: ReplicaInfo): string {
+  const x = r.resync;
+  if (x !== null) {
+    if (x.regionsLeft === null) return "comparing region versions";
+    const total = x.regionsCopied + x.regionsLeft;
+    const pct = total === 0 ? 100 : Math.floor((100 * x.regionsCopied) / total);
+    const eta = x.etaMs === null ? "" : `, ETA ${Math.ceil(x.etaMs / 1000)} s`;
+    return `${pct}% (${x.regionsCopied}/${total} regions, ${formatSize(x.bytesCopied)}) at ${formatSize(x.rate)}/s${eta}`;
+  }
+  if (r.lastResync !== null) return `last: ${r.lastResync.regions} regions, ${formatSize(r.lastResync.bytes)} in ${(r.lastResync.ms / 1000).toFixed(1)} s`;
+  return "-";
+}
 
 export function register(program: Command): void {
   program
@@ -15,7 +30,7 @@ export function register(program: Command): void {
             `Volume ${v.name}: ${formatSize(v.sizeBytes)} (${v.blockCount} blocks of ${v.blockSize} bytes), ${v.health}`,
             `Epoch ${v.epoch}, primary ${v.primary ?? "none"}, lease holder ${v.leaseHolder ?? "none"}, write quorum ${v.writeQuorum} of ${v.replicaNodes.length}`,
             table(
-              ["NODE", "STATE", "HEAD", "COMMIT", "LAG", "PROMISED", "ROLE"],
+              ["NODE", "STATE", "HEAD", "COMMIT", "LAG", "PROMISED", "ROLE", "RESYNC"],
               v.replicas.map((r) => [
                 r.node,
                 r.state,
@@ -24,6 +39,7 @@ export function register(program: Command): void {
                 r.lagRecords ?? "-",
                 r.promisedEpoch ?? "-",
                 r.primary ? "primary" : "replica",
+                resyncText(r),
               ]),
             ),
           ].join("\n"),
