@@ -51,6 +51,8 @@ export interface NodeInfo {
   readonly uptimeMs: number | null;
   readonly rssBytes: number | null;
   readonly volumes: number | null;
+  /** The node's resync rate in bytes/s; null when unthrottled or the node is down. */
+  readonly resyncBytesPerSec: number | null;
   /** Why the node is counted as down. */
   readonly error: string | null;
 }
@@ -201,9 +203,34 @@ export class Cluster {
       this.nodes.map(async (n): Promise<NodeInfo> => {
         try {
           const s: NodeStatusMessage = await this.connectionOf(n.id).nodeStatus();
-          return { id: n.id, address: n.address, up: true, uptimeMs: s.uptimeMs, rssBytes: s.rssBytes, volumes: s.volumes, error: null };
+          return { id: n.id, address: n.address, up: true, uptimeMs: s.uptimeMs, rssBytes: s.rssBytes, volumes: s.volumes, resyncBytesPerSec: s.resyncBytesPerSec === 0 ? null : s.resyncBytesPerSec, error: null };
         } catch (e) {
-          return { id: n.id, address: n.address, up: false, uptimeMs: null, rssBytes: null, volumes: null, error: messageOf(e) };
+          return { id: n.id, address: n.address, up: false, uptimeMs: null, rssBytes: null, volumes: null, resyncBytesPerSec: null, error: messageOf(e) };
+        }
+      }),
+    );
+  }
+
+  /**
+   * Sets the resync rate (bytes/s, null: unthrottled) of the given nodes, or
+   * of every node of the cluster file, at run time. Fails with the first
+   * node's error; the rate lasts until the node restarts (then the cluster
+   * file's `resyncBytesPerSec` applies again).
+   */
+  async setResyncRate(bytesPerSec: number | null, nodeIds?: readonly string[]): Promise<{ node: string; bytesPerSec: number | null }[]> {
+    this.checkOpen();
+    if (bytesPerSec !== null && !(Number.isSafeInteger(bytesPerSec) && bytesPerSec > 0)) {
+      throw new InvalidArgumentError(`A resync rate is a whole number of bytes per second above 0, not ${bytesPerSec}`);
+    }
+    const ids = nodeIds ?? this.nodes.map((n) => n.id);
+    for (const id of ids) if (!this.nodes.some((n) => n.id === id)) throw new NotFoundError(`Node ${id} is not in the cluster file`);
+    return Promise.all(
+      ids.map(async (id) => {
+        try {
+          const r = await this.connectionOf(id).setResyncRate(bytesPerSec ?? 0);
+          return { node: id, bytesPerSec: r.bytesPerSec === 0 ? null : r.bytesPerSec };
+        } catch (e) {
+          throw errorOf(e);
         }
       }),
     );

@@ -76,6 +76,7 @@ export interface NodeStatusMessage {
   uptimeMs: number;
   rssBytes: number;
   volumes: number;
+  resyncBytesPerSec: number;
 }
 
 type UnaryCallback = (err: ServiceError | null, reply?: unknown) => void;
@@ -166,6 +167,11 @@ export class NodeConnection {
 
   replicaStatus(volume: string): Promise<ReplicaStatusMessage> {
     return this.unary(this.admin, "ReplicaStatus", { volume }, clientLimits.controlCallTimeoutMs);
+  }
+
+  /** Sets the node's resync rate in bytes/s (0: unthrottled); answers the rate now in force. */
+  setResyncRate(bytesPerSec: number): Promise<{ bytesPerSec: number }> {
+    return this.unary(this.admin, "SetResyncRate", { bytesPerSec }, clientLimits.controlCallTimeoutMs);
   }
 
   nodeStatus(): Promise<NodeStatusMessage> {

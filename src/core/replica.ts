@@ -289,7 +289,7 @@ export class ReplicaCore {
   private readonly retainedBytesMax: number;
   private readonly sessionsMax: number;
   private readonly regionsInFlightMax: number;
-  private readonly resyncRegionIntervalTicks: number;
+  private resyncRegionIntervalTicks: number;
   private lastRegionSentTick = -Infinity;
   private readonly recordsPerMessageMax: number;
   private readonly recordsInFlightMax: number;
@@ -427,6 +427,20 @@ export class ReplicaCore {
               lastResync: f.lastResync,
             })),
     };
+  }
+
+  /** Paces region copies of the resyncs this primary drives: at most one region per `ticks` (0: unthrottled). */
+  setResyncRegionInterval(ticks: number): void {
+    assert(Number.isFinite(ticks) && ticks >= 0, "A resync pace is a non-negative number of ticks");
+    this.resyncRegionIntervalTicks = ticks;
+  }
+
+  /** Whether this replica drives a region resync now (as an active primary). */
+  drivesResync(): boolean {
+    const p = this.primary;
+    if (p === null) return false;
+    for (const f of p.followers.values()) if (f.resync !== null) return true;
+    return false;
   }
 
   isActivePrimary(): boolean {
@@ -1491,6 +1505,10 @@ export class ReplicaCore {
     }
     if (this.bugs.resyncMarkEarly && r.todo.length + r.inFlight.size > 0 && r.inFlight.size === 0 && r.regionsTotal > 0) {
       this.send(f.node, { type: "resyncDone", epoch: p.epoch, snapshot: r.snapshot });
+    }
+    if (r.inFlight.size === 0 && r.todo.length > 0 && this.now - this.lastRegionSentTick < this.resyncRegionIntervalTicks) {
+      // Waiting for our own pace, not for the target: no lack of progress.
+      r.lastProgressTick = this.now;
     }
     while (r.inFlight.size < this.regionsInFlightMax && r.todo.length > 0 && this.now - this.lastRegionSentTick >= this.resyncRegionIntervalTicks) {
       this.lastRegionSentTick = this.now;

@@ -18,6 +18,8 @@ export interface ReplicaHost {
   drivers(): readonly VolumeDriver[];
   createReplica(config: VolumeConfig): Promise<"created" | "exists">;
   deleteReplica(volume: string): Promise<void>;
+  resyncRate(): number | null;
+  setResyncRate(bytesPerSec: number | null): void;
 }
 
 export function configFromWire(w: ReplicaConfigWire | null | undefined, host: ReplicaHost): VolumeConfig {
@@ -115,7 +117,12 @@ export function adminService(host: ReplicaHost): UntypedServiceImplementation {
         uptimeMs: Math.max(0, Math.floor(performance.now() - host.startedAtMs)),
         rssBytes: process.memoryUsage.rss(),
         volumes: host.drivers().length,
+        resyncBytesPerSec: host.resyncRate() ?? 0,
       }),
     ),
+    SetResyncRate: unary((req: { bytesPerSec: number }) => {
+      host.setResyncRate(req.bytesPerSec === 0 ? null : req.bytesPerSec);
+      return { bytesPerSec: host.resyncRate() ?? 0 };
+    }),
   };
 }

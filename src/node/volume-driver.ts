@@ -196,6 +196,21 @@ export class VolumeDriver {
     return null;
   }
 
+  /**
+   * Paces the region copies this replica sends as a primary to
+   * `bytesPerSec` (null: unthrottled); changeable at any time.
+   */
+  setResyncRate(bytesPerSec: number | null): void {
+    if (this.failure !== null || this.closed) return;
+    const regionBytes = limits.regionBlocks * this.config.blockSize;
+    this.core.setResyncRegionInterval(bytesPerSec === null ? 0 : (regionBytes / bytesPerSec) * 1000);
+  }
+
+  /** Whether this replica drives a region resync now. */
+  drivesResync(): boolean {
+    return this.failure === null && !this.closed && this.core.drivesResync();
+  }
+
   /** The mount this node coordinates, if it is active. */
   activeMount(): { epoch: Epoch; clientId: ClientId } | null {
     if (this.failure !== null || !this.core.isActivePrimary()) return null;

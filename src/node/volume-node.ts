@@ -34,6 +34,8 @@ export interface VolumeNodeOptions {
   readonly onInvariantBroken: (err: unknown) => void;
 }
 
+/** How often the node's resync rate is shared out again among the volumes it resyncs. */
+const RESYNC_SHARE_INTERVAL_MS = 500;
 /** How long a stopping node lets requests in flight finish. */
 const STOP_GRACE_MS = 2000;
 /** Largest message a client may send (an Io batch of several largest requests). */
@@ -48,6 +50,9 @@ export class VolumeNode implements VolumeRouter, ReplicaHost {
   private readonly creating = new Map<string, Promise<void>>();
   private readonly transport: PeerTransport;
   private readonly server: Server;
+  /** The node's resync rate in bytes/s (null: unthrottled), shared by the volumes it resyncs as primary. */
+  private resyncBytesPerSec: number | null;
+  private readonly resyncShareTimer: NodeJS.Timeout;
   private port = 0;
   private stopping: Promise<void> | null = null;
 
@@ -56,6 +61,9 @@ export class VolumeNode implements VolumeRouter, ReplicaHost {
     private readonly dataDir: DataDir,
   ) {
     this.nodeId = opts.nodeId;
+    this.resyncBytesPerSec = opts.cluster.resyncBytesPerSec;
+    this.resyncShareTimer = setInterval(() => this.shareResyncRate(), RESYNC_SHARE_INTERVAL_MS);
+    this.resyncShareTimer.unref();
     this.listen = opts.listen;
     this.log = opts.logger;
     this.transport = new PeerTransport({
@@ -81,6 +89,7 @@ export class VolumeNode implements VolumeRouter, ReplicaHost {
       for (const name of await dataDir.volumeNames()) await node.openVolume(name);
       await node.bind();
     } catch (err) {
+      clearInterval(node.resyncShareTimer);
       await node.closeVolumes();
       await dataDir.close();
       throw err;
@@ -113,7 +122,7 @@ export class VolumeNode implements VolumeRouter, ReplicaHost {
       nodeId: this.nodeId,
       peers: this.transport,
       logger: this.log,
-      resyncBytesPerSec: this.opts.cluster.resyncBytesPerSec,
+      resyncBytesPerSec: this.resyncBytesPerSec,
       onInvariantBroken: this.opts.onInvariantBroken,
     };
   }
@@ -208,6 +217,31 @@ export class VolumeNode implements VolumeRouter, ReplicaHost {
     this.log.info({ volume }, "replica deleted");
   }
 
+  // ---------------------------------------------------------------- resync
+
+  /** The node's resync rate (bytes/s, null: unthrottled), as set now. */
+  resyncRate(): number | null {
+    return this.resyncBytesPerSec;
+  }
+
+  /** Sets the node's resync rate at run time (volctl resync-rate). */
+  setResyncRate(bytesPerSec: number | null): void {
+    if (bytesPerSec !== null && !(Number.isSafeInteger(bytesPerSec) && bytesPerSec > 0)) {
+      throw new VolumeError("INVALID_ARGUMENT", `A resync rate is a whole number of bytes per second above 0, not ${bytesPerSec}`);
+    }
+    this.resyncBytesPerSec = bytesPerSec;
+    this.log.info({ resyncBytesPerSec: bytesPerSec }, "resync rate set");
+    this.shareResyncRate();
+  }
+
+  /** The node's rate, split evenly among the volumes it resyncs now. */
+  private shareResyncRate(): void {
+    const rate = this.resyncBytesPerSec;
+    const drivers = this.drivers();
+    const busy = drivers.filter((d) => d.drivesResync()).length;
+    for (const d of drivers) d.setResyncRate(rate === null ? null : rate / Math.max(1, busy));
+  }
+
   // ------------------------------------------------------------- shutdown
 
   /** Stops accepting, lets in-flight work finish, checkpoints and closes every store, releases the lock. */
@@ -218,6 +252,7 @@ export class VolumeNode implements VolumeRouter, ReplicaHost {
 
   private async doStop(): Promise<void> {
     this.log.info("stopping");
+    clearInterval(this.resyncShareTimer);
     this.server.unbind(this.listen);
     await Promise.all([...this.creating.values()].map((p) => p.catch(() => undefined)));
     await Promise.all(this.drivers().map((d) => d.drain(STOP_GRACE_MS)));

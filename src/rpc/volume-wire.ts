@@ -128,6 +128,7 @@ export interface NodeStatusReplyWire {
   uptimeMs: number;
   rssBytes: number;
   volumes: number;
+  resyncBytesPerSec: number;
 }
 
 /** The metadata entry naming a node that can serve a refused mount (RequestFailure.retryAt). */

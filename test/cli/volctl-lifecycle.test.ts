@@ -74,4 +74,21 @@ describe("volctl volume lifecycle", () => {
     expect(gone.code).toBe(3);
     expect(JSON.parse(gone.stderr)).toMatchObject({ error: { code: "NOT_FOUND", exitCode: 3 } });
   }, 60_000);
+
+  it("sets the nodes' resync rate at run time, and shows it", async () => {
+    const set = await volctl([...cl, "--json", "resync-rate", "10MiB", "--nodes", "n1,n2"]);
+    expect(set.code).toBe(0);
+    expect(json(set)).toEqual([
+      { node: "n1", bytesPerSec: 10 * 1024 * 1024 },
+      { node: "n2", bytesPerSec: 10 * 1024 * 1024 },
+    ]);
+    const nodes = json(await volctl([...cl, "--json", "nodes"])) as { id: string; resyncBytesPerSec: number | null }[];
+    expect(nodes.map((n) => [n.id, n.resyncBytesPerSec])).toEqual([["n1", 10 * 1024 * 1024], ["n2", 10 * 1024 * 1024], ["n3", null]]);
+    expect((await volctl([...cl, "resync-rate", "unlimited"])).code).toBe(0);
+    const after = json(await volctl([...cl, "--json", "nodes"])) as { resyncBytesPerSec: number | null }[];
+    expect(after.every((n) => n.resyncBytesPerSec === null)).toBe(true);
+    expect((await volctl([...cl, "resync-rate", "0"])).code).toBe(2);
+    expect((await volctl([...cl, "resync-rate", "fast"])).code).toBe(2);
+    expect((await volctl([...cl, "resync-rate", "1MiB", "--nodes", "n9"])).code).toBe(3);
+  }, 60_000);
 });

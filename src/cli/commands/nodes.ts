@@ -11,8 +11,8 @@ export function register(program: Command): void {
         const nodes = await cluster.nodeStatus();
         output(opts, nodes, () =>
           table(
-            ["NODE", "ADDRESS", "STATE", "UPTIME", "RSS", "VOLUMES", "PROBLEM"],
-            nodes.map((n) => [n.id, n.address, n.up ? "up" : "down", formatDuration(n.uptimeMs), n.rssBytes === null ? "-" : formatSize(n.rssBytes), n.volumes ?? "-", n.error ?? ""]),
+            ["NODE", "ADDRESS", "STATE", "UPTIME", "RSS", "VOLUMES", "RESYNC RATE", "PROBLEM"],
+            nodes.map((n) => [n.id, n.address, n.up ? "up" : "down", formatDuration(n.uptimeMs), n.rssBytes === null ? "-" : formatSize(n.rssBytes), n.volumes ?? "-", !n.up ? "-" : n.resyncBytesPerSec === null ? "unlimited" : `${formatSize(n.resyncBytesPerSec)}/s`, n.error ?? ""]),
           ),
         );
         if (nodes.every((n) => !n.up)) process.exitCode = EXIT.unavailable;
