@@ -12,6 +12,7 @@ import { register as registerInfo } from "./commands/info.js";
 import { register as registerLs } from "./commands/ls.js";
 import { register as registerNodes } from "./commands/nodes.js";
 import { register as registerRead } from "./commands/read.js";
+import { register as registerResync } from "./commands/resync.js";
 import { register as registerResyncRate } from "./commands/resync-rate.js";
 import { register as registerRm } from "./commands/rm.js";
 import { register as registerStatus } from "./commands/status.js";
@@ -25,7 +26,7 @@ function program(): Command {
     .option("--json", "print JSON for scripts instead of tables")
     .showHelpAfterError("(run volctl --help for usage)")
     .exitOverride();
-  for (const register of [registerStatus, registerNodes, registerCreate, registerLs, registerInfo, registerRm, registerFence, registerWrite, registerRead, registerResyncRate]) {
+  for (const register of [registerStatus, registerNodes, registerCreate, registerLs, registerInfo, registerRm, registerFence, registerWrite, registerRead, registerResync, registerResyncRate]) {
     register(p);
   }
   for (const c of p.commands) c.exitOverride();

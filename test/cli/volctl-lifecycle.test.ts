@@ -3,6 +3,7 @@ import { randomBytes } from "node:crypto";
 import { writeFile } from "node:fs/promises";
 import * as path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { connect } from "../../src/client/index.js";
 import { json, volctl } from "./volctl-process.js";
 import { startCluster, type TestCluster } from "../integration/harness.js";
 
@@ -91,4 +92,26 @@ describe("volctl volume lifecycle", () => {
     expect((await volctl([...cl, "resync-rate", "fast"])).code).toBe(2);
     expect((await volctl([...cl, "resync-rate", "1MiB", "--nodes", "n9"])).code).toBe(3);
   }, 60_000);
+
+  it("watches a returning replica until it is back in sync", async () => {
+    expect((await volctl([...cl, "create", "cli2", "--size", "8MiB"])).code).toBe(0);
+    // A live mount drives the catch-up (its primary does).
+    const cluster = await connect({ cluster: c.clusterFile });
+    try {
+      const vol = await cluster.mount("cli2", { mode: "rw" });
+      await c.kill("n3", "SIGKILL");
+      for (let i = 0; i < 16; i++) await vol.write(i * 256 * 1024, randomBytes(256 * 1024));
+      await c.restart("n3");
+      const watched = await volctl([...cl, "--json", "resync", "cli2", "--watch", "--timeout", "25"]);
+      expect(watched.code, watched.stderr).toBe(0);
+      const states = json(watched) as { node: string; state: string }[];
+      expect(states.map((r) => [r.node, r.state]).sort()).toEqual([["n1", "in-sync"], ["n2", "in-sync"], ["n3", "in-sync"]]);
+      const once = await volctl([...cl, "resync", "cli2"]);
+      expect(once.code).toBe(0);
+      expect(once.stdout.toString()).toMatch(/every replica is in sync/);
+      await vol.close();
+    } finally {
+      await cluster.close();
+    }
+  }, 90_000);
 });
