@@ -9,7 +9,7 @@ import { fromServiceError } from "../rpc/errors.js";
 import { FLOW_CONTROL_WINDOW_BYTES } from "../rpc/http2-window.js";
 import { ioMethodPath, passThrough } from "../rpc/io-frames.js";
 import { adminService, volumeService } from "../rpc/proto.js";
-import type { IoBatchOut, IoKindWire, IoReplyBatchIn, IoReplyIn, IoRequestOut } from "../rpc/volume-wire.js";
+import type { FollowerStatusWire, IoBatchOut, IoKindWire, IoReplyBatchIn, IoReplyIn, IoRequestOut, NodeStatusReplyWire } from "../rpc/volume-wire.js";
 import { asClientError, type VolumeError } from "./errors.js";
 import { clientLimits } from "./limits.js";
 
@@ -38,19 +38,7 @@ export interface ReplicaConfigMessage {
   configVersion: number;
 }
 
-export interface FollowerStatusMessage {
-  node: string;
-  matchLsn: number;
-  consistent: boolean;
-  resyncing: boolean;
-  regionsLeft: number;
-  regionsCopied: number;
-  bytesCopied: number;
-  resyncMs: number;
-  lastResyncRegions: number;
-  lastResyncBytes: number;
-  lastResyncMs: number;
-}
+export type FollowerStatusMessage = FollowerStatusWire;
 
 export interface ReplicaStatusMessage {
   volume: string;
@@ -70,14 +58,7 @@ export interface ReplicaStatusMessage {
   diskFailed: boolean;
 }
 
-export interface NodeStatusMessage {
-  node: string;
-  listen: string;
-  uptimeMs: number;
-  rssBytes: number;
-  volumes: number;
-  resyncBytesPerSec: number;
-}
+export type NodeStatusMessage = NodeStatusReplyWire;
 
 type UnaryCallback = (err: ServiceError | null, reply?: unknown) => void;
 type UnaryMethod = (req: unknown, metadata: Metadata, options: { deadline: number }, callback: UnaryCallback) => { cancel(): void };
