@@ -18,7 +18,7 @@ import { randomBytes } from "node:crypto";
 import * as fs from "node:fs/promises";
 import * as os from "node:os";
 import * as path from "node:path";
-import { performance } from "node:perf_hooks";
+import { PerformanceObserver, performance } from "node:perf_hooks";
 import { asBlock, asClientId, asEpoch, asLsn, asNodeId, type LogRecord } from "../src/core/types.js";
 import { DiskReplicaStore } from "../src/storage/disk-replica-store.js";
 import { FileVolumeDisk } from "../src/storage/file-volume-disk.js";
@@ -57,9 +57,19 @@ class TimedFile implements DiskFile {
   read(buf: Uint8Array, position: number): Promise<number> {
     return this.inner.read(buf, position);
   }
-  writev(buffers: readonly Uint8Array[], position: number): Promise<void> {
+  get syncWrites(): boolean {
+    return this.inner.syncWrites;
+  }
+  async writev(buffers: readonly Uint8Array[], position: number): Promise<void> {
     phases.writeBegins();
-    return this.inner.writev(buffers, position);
+    await this.inner.writev(buffers, position);
+    // On a syncWrites (O_DSYNC) file the write is the sync too.
+    if (this.inner.syncWrites) phases.syncEnds();
+  }
+  writevSync(buffers: readonly Uint8Array[], position: number): void {
+    phases.writeBegins();
+    this.inner.writevSync(buffers, position);
+    if (this.inner.syncWrites) phases.syncEnds();
   }
   async datasync(): Promise<void> {
     await this.inner.datasync();
@@ -79,8 +89,8 @@ class TimedFile implements DiskFile {
 /** Times the log segments' writes and syncs. */
 class TimedLogDisk implements VolumeDisk {
   constructor(private readonly inner: VolumeDisk) {}
-  async open(name: string, create: boolean): Promise<DiskFile | null> {
-    const file = await this.inner.open(name, create);
+  async open(name: string, create: boolean, syncWrites = false): Promise<DiskFile | null> {
+    const file = await this.inner.open(name, create, syncWrites);
     return file !== null && name.endsWith(".wal") ? new TimedFile(file) : file;
   }
   list(): Promise<string[]> {
@@ -99,6 +109,11 @@ class TimedLogDisk implements VolumeDisk {
 
 async function run(workers: number, op: () => Promise<void>): Promise<void> {
   let ops = 0;
+  let gcMs = 0;
+  const gc = new PerformanceObserver((list) => {
+    for (const e of list.getEntries()) gcMs += e.duration;
+  });
+  gc.observe({ entryTypes: ["gc"] });
   const cpu0 = process.cpuUsage();
   const faults0 = process.resourceUsage().minorPageFault;
   const start = performance.now();
@@ -114,12 +129,17 @@ async function run(workers: number, op: () => Promise<void>): Promise<void> {
   const s = (performance.now() - start) / 1000;
   const cpu = process.cpuUsage(cpu0);
   const faults = process.resourceUsage().minorPageFault - faults0;
+  gc.disconnect();
   const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] ?? 0;
+  const quantile = (xs: number[], q: number): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length * q)] ?? 0;
+  const mean = (xs: number[]): number => xs.reduce((a, b) => a + b, 0) / Math.max(1, xs.length);
   const groups = phases.io.length;
   console.log(
     `${side}: ${Math.round(ops / s)} appends/s, ${(ops / groups).toFixed(1)} per group; ` +
       `median per group: CPU phase ${(median(phases.cpu) * 1000).toFixed(0)} us, I/O phase ${(median(phases.io) * 1000).toFixed(0)} us; ` +
-      `process CPU ${((cpu.user + cpu.system) / ops).toFixed(1)} us/append, ${(faults / ops).toFixed(2)} page faults/append`,
+      `mean: CPU ${(mean(phases.cpu) * 1000).toFixed(0)} us, I/O ${(mean(phases.io) * 1000).toFixed(0)} us; ` +
+      `p99: CPU ${(quantile(phases.cpu, 0.99) * 1000).toFixed(0)} us, I/O ${(quantile(phases.io, 0.99) * 1000).toFixed(0)} us; ` +
+      `process CPU ${((cpu.user + cpu.system) / ops).toFixed(1)} us/append, ${(faults / ops).toFixed(2)} page faults/append, GC ${((gcMs / s) / 10).toFixed(1)}% of the time`,
   );
 }
 

@@ -25,6 +25,11 @@
  *   no frame header, no CRC-32, no validation or lsn checks, no per-record
  *   bookkeeping, and it keeps nothing after the write (the store holds every
  *   record in memory until a checkpoint, which this benchmark never runs).
+ *   The store is free to make an append durable its own way as long as it is
+ *   as durable (it writes its log O_DSYNC: one thread-pool hop a group where
+ *   the baseline takes two, and small groups of a lone writer on the event
+ *   loop); the baseline stays the plain writev + fdatasync loop.
+ * - the median latency of one append with 1 writer (p50, us), both sides.
  * - checksummed 4 KiB random reads/s at 32 readers: readBlocks vs pread +
  *   CRC-32 of a file of the same size.
  *
@@ -58,23 +63,33 @@ interface Measure {
   readonly ops: number;
   readonly bytes: number;
   readonly seconds: number;
+  /** Median time of one op in microseconds, timed only with a single worker (null otherwise). */
+  readonly p50Us: number | null;
 }
 
-/** Runs `workers` loops of `op` for the benchmark's duration. */
+function median(xs: number[]): number {
+  return xs.sort((x, y) => x - y)[Math.floor(xs.length / 2)] ?? 0;
+}
+
+/** Runs `workers` loops of `op` for the benchmark's duration; with one worker, times each op too. */
 async function measure(workers: number, op: () => Promise<number>): Promise<Measure> {
   const start = performance.now();
   const end = start + seconds * 1000;
   let ops = 0;
   let bytes = 0;
+  const latencies: number[] = [];
   await Promise.all(
     Array.from({ length: workers }, async () => {
-      while (performance.now() < end) {
+      for (let t = performance.now(); t < end; ) {
         bytes += await op();
         ops++;
+        const now = performance.now();
+        if (workers === 1) latencies.push(now - t);
+        t = now;
       }
     }),
   );
-  return { ops, bytes, seconds: (performance.now() - start) / 1000 };
+  return { ops, bytes, seconds: (performance.now() - start) / 1000, p50Us: workers === 1 ? Math.round(median(latencies) * 1000) : null };
 }
 
 async function baselineAppends(dir: string, workers: number, recordBytes: number): Promise<Measure> {
@@ -184,6 +199,9 @@ interface Row {
   readonly store: number;
   readonly baseline: number;
   readonly ratio: number;
+  /** Median of the runs' median op latencies (rows with one worker only). */
+  readonly storeP50Us?: number;
+  readonly baselineP50Us?: number;
 }
 
 /**
@@ -195,12 +213,18 @@ async function row(name: string, unit: Row["unit"], store: () => Promise<Measure
   const rate = (m: Measure): number => (unit === "ops/s" ? m.ops / m.seconds : m.bytes / 1e6 / m.seconds);
   const s: number[] = [];
   const b: number[] = [];
+  const sP50: number[] = [];
+  const bP50: number[] = [];
   for (let i = 0; i < repeats; i++) {
-    s.push(rate(await store()));
-    b.push(rate(await baseline()));
+    const sm = await store();
+    const bm = await baseline();
+    s.push(rate(sm));
+    b.push(rate(bm));
+    if (sm.p50Us !== null) sP50.push(sm.p50Us);
+    if (bm.p50Us !== null) bP50.push(bm.p50Us);
   }
-  const median = (xs: number[]): number => xs.sort((x, y) => x - y)[Math.floor(xs.length / 2)] ?? 0;
-  return { name, unit, store: Math.round(median(s)), baseline: Math.round(median(b)), ratio: Number((median(s) / median(b)).toFixed(3)) };
+  const latency = sP50.length > 0 && bP50.length > 0 ? { storeP50Us: median(sP50), baselineP50Us: median(bP50) } : {};
+  return { name, unit, store: Math.round(median(s)), baseline: Math.round(median(b)), ratio: Number((median(s) / median(b)).toFixed(3)), ...latency };
 }
 
 const dir = await fs.mkdtemp(path.join(os.tmpdir(), "replivol-bench-storage-"));
@@ -218,6 +242,9 @@ try {
     console.log(`${"".padEnd(42)}${"store".padStart(12)}${"baseline".padStart(12)}${"ratio".padStart(8)}`);
     for (const r of rows) {
       console.log(`${`${r.name} (${r.unit})`.padEnd(42)}${String(r.store).padStart(12)}${String(r.baseline).padStart(12)}${r.ratio.toFixed(2).padStart(8)}`);
+      if (r.storeP50Us !== undefined && r.baselineP50Us !== undefined) {
+        console.log(`${"  p50 latency (us)".padEnd(42)}${String(r.storeP50Us).padStart(12)}${String(r.baselineP50Us).padStart(12)}`);
+      }
     }
   }
 } finally {

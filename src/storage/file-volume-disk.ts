@@ -1,5 +1,5 @@
 /** VolumeDisk on a real directory, through Node's async fs (FileHandle, positional I/O). */
-import { constants } from "node:fs";
+import { constants, writevSync } from "node:fs";
 import * as fs from "node:fs/promises";
 import * as path from "node:path";
 import type { DiskFile, VolumeDisk } from "./volume-disk.js";
@@ -8,6 +8,7 @@ class FileDiskFile implements DiskFile {
   constructor(
     readonly name: string,
     private readonly handle: fs.FileHandle,
+    readonly syncWrites: boolean,
   ) {}
 
   async read(buf: Uint8Array, position: number): Promise<number> {
@@ -25,6 +26,17 @@ class FileDiskFile implements DiskFile {
       const r = await this.handle.writev(rest, position + bytesWritten);
       if (r.bytesWritten === 0) throw new Error(`Short write to ${this.name}: ${bytesWritten} of ${total} bytes`);
       bytesWritten += r.bytesWritten;
+    }
+  }
+
+  writevSync(buffers: readonly Uint8Array[], position: number): void {
+    let total = 0;
+    for (const b of buffers) total += b.length;
+    let bytesWritten = writevSync(this.handle.fd, buffers, position);
+    while (bytesWritten < total) {
+      const n = writevSync(this.handle.fd, remainder(buffers, bytesWritten), position + bytesWritten);
+      if (n === 0) throw new Error(`Short write to ${this.name}: ${bytesWritten} of ${total} bytes`);
+      bytesWritten += n;
     }
   }
 
@@ -69,10 +81,10 @@ export class FileVolumeDisk implements VolumeDisk {
     return path.join(this.dir, name);
   }
 
-  async open(name: string, create: boolean): Promise<DiskFile | null> {
-    const flags = constants.O_RDWR | (create ? constants.O_CREAT : 0);
+  async open(name: string, create: boolean, syncWrites = false): Promise<DiskFile | null> {
+    const flags = constants.O_RDWR | (create ? constants.O_CREAT : 0) | (syncWrites ? constants.O_DSYNC : 0);
     try {
-      return new FileDiskFile(name, await fs.open(this.pathOf(name), flags, 0o644));
+      return new FileDiskFile(name, await fs.open(this.pathOf(name), flags, 0o644), syncWrites);
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === "ENOENT" && !create) return null;
       throw err;

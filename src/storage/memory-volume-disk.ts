@@ -27,6 +27,7 @@ class MemoryDiskFile implements DiskFile {
   constructor(
     readonly name: string,
     private readonly inode: Inode,
+    readonly syncWrites: boolean,
   ) {}
 
   private check(): void {
@@ -41,6 +42,11 @@ class MemoryDiskFile implements DiskFile {
   }
 
   writev(buffers: readonly Uint8Array[], position: number): Promise<void> {
+    this.writevSync(buffers, position);
+    return Promise.resolve();
+  }
+
+  writevSync(buffers: readonly Uint8Array[], position: number): void {
     this.check();
     let total = 0;
     for (const b of buffers) total += b.length;
@@ -52,15 +58,19 @@ class MemoryDiskFile implements DiskFile {
       at += b.length;
     }
     this.inode.currentLength = Math.max(this.inode.currentLength, end);
-    return Promise.resolve();
+    if (this.syncWrites) this.makeDurable();
   }
 
   datasync(): Promise<void> {
     this.check();
+    this.makeDurable();
+    return Promise.resolve();
+  }
+
+  private makeDurable(): void {
     const ino = this.inode;
     ino.durable = Buffer.from(ino.current.subarray(0, ino.currentLength));
     ino.durableLength = ino.currentLength;
-    return Promise.resolve();
   }
 
   truncate(length: number): Promise<void> {
@@ -86,14 +96,14 @@ class MemoryDiskFile implements DiskFile {
 export class MemoryVolumeDisk implements VolumeDisk {
   private current = new Map<string, Inode>();
   private durable = new Map<string, Inode>();
-  open(name: string, create: boolean): Promise<DiskFile | null> {
+  open(name: string, create: boolean, syncWrites = false): Promise<DiskFile | null> {
     let inode = this.current.get(name);
     if (inode === undefined) {
       if (!create) return Promise.resolve(null);
       inode = { current: Buffer.alloc(0), currentLength: 0, durable: Buffer.alloc(0), durableLength: 0 };
       this.current.set(name, inode);
     }
-    return Promise.resolve(new MemoryDiskFile(name, inode));
+    return Promise.resolve(new MemoryDiskFile(name, inode, syncWrites));
   }
 
   list(): Promise<string[]> {

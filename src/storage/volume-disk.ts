@@ -4,7 +4,9 @@
  * disk that loses unsynced writes on crash (memory-volume-disk.ts).
  *
  * Semantics both implementations follow: a write is durable only after
- * datasync() of its file returned; creating, renaming and unlinking a file
+ * datasync() of its file returned, or when it returns on a file opened with
+ * `syncWrites` (O_DSYNC: the write and its datasync in one call, so one
+ * thread-pool hop instead of two); creating, renaming and unlinking a file
  * is durable only after syncDir() returned; a rename replaces its target
  * atomically.
  */
@@ -13,8 +15,15 @@ export interface DiskFile {
   readonly name: string;
   /** Reads up to buf.length bytes at `position`; returns how many were read (fewer at the end of the file). */
   read(buf: Uint8Array, position: number): Promise<number>;
+  /** True if every write is durable when it returns (opened with `syncWrites`). */
+  readonly syncWrites: boolean;
   /** Writes every byte of every buffer, in order, starting at `position`. */
   writev(buffers: readonly Uint8Array[], position: number): Promise<void>;
+  /**
+   * writev() on the calling thread: blocks the event loop until the write
+   * (and, with `syncWrites`, its sync) is done. For small log groups only.
+   */
+  writevSync(buffers: readonly Uint8Array[], position: number): void;
   datasync(): Promise<void>;
   truncate(length: number): Promise<void>;
   size(): Promise<number>;
@@ -22,8 +31,12 @@ export interface DiskFile {
 }
 
 export interface VolumeDisk {
-  /** Opens a file of this volume's directory, creating it (empty) if `create` and it is missing. Null if missing and not `create`. */
-  open(name: string, create: boolean): Promise<DiskFile | null>;
+  /**
+   * Opens a file of this volume's directory, creating it (empty) if `create`
+   * and it is missing. Null if missing and not `create`. With `syncWrites`,
+   * every write is durable when it returns (see DiskFile.syncWrites).
+   */
+  open(name: string, create: boolean, syncWrites?: boolean): Promise<DiskFile | null>;
   list(): Promise<string[]>;
   unlink(name: string): Promise<void>;
   rename(from: string, to: string): Promise<void>;
@@ -57,15 +70,26 @@ class FaultInjectingFile implements DiskFile {
   get name(): string {
     return this.inner.name;
   }
+  get syncWrites(): boolean {
+    return this.inner.syncWrites;
+  }
   read(buf: Uint8Array, position: number): Promise<number> {
     return this.inner.read(buf, position);
   }
   async writev(buffers: readonly Uint8Array[], position: number): Promise<void> {
+    this.checkWrite(buffers);
+    await this.inner.writev(buffers, position);
+  }
+  writevSync(buffers: readonly Uint8Array[], position: number): void {
+    this.checkWrite(buffers);
+    this.inner.writevSync(buffers, position);
+  }
+  /** A write to a syncWrites file is its sync too, so it fails as either would. */
+  private checkWrite(buffers: readonly Uint8Array[]): void {
     let bytes = 0;
     for (const b of buffers) bytes += b.length;
-    const err = this.faults.beforeWrite?.(this.inner.name, bytes);
+    const err = this.faults.beforeWrite?.(this.inner.name, bytes) ?? (this.inner.syncWrites ? this.faults.beforeSync?.(this.inner.name) : undefined);
     if (err !== undefined) throw err;
-    await this.inner.writev(buffers, position);
   }
   async datasync(): Promise<void> {
     const err = this.faults.beforeSync?.(this.inner.name);
@@ -88,8 +112,8 @@ class FaultInjectingDisk implements VolumeDisk {
     private readonly inner: VolumeDisk,
     private readonly faults: DiskFaultHooksForTests,
   ) {}
-  async open(name: string, create: boolean): Promise<DiskFile | null> {
-    const file = await this.inner.open(name, create);
+  async open(name: string, create: boolean, syncWrites = false): Promise<DiskFile | null> {
+    const file = await this.inner.open(name, create, syncWrites);
     return file === null ? null : new FaultInjectingFile(file, this.faults);
   }
   list(): Promise<string[]> {
