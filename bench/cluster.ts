@@ -6,7 +6,12 @@
  * committed: whatever is queued while one fdatasync runs goes in the next,
  * started on the next turn of the event loop).
  *
- *   npm run bench [-- --json] [--seconds 5] [--workloads randwrite-4k-qd1,...]
+ *   npm run bench [-- --json] [--seconds 5] [--ramp 2] [--workloads randwrite-4k-qd1,...]
+ *
+ * Each workload first runs unmeasured for --ramp seconds (as fio's
+ * ramp_time), on both targets alike: the JIT compiles the hot paths of
+ * every process in its first seconds, and a short run would otherwise
+ * measure that.
  *
  * Prints IOPS, MB/s, p50 and p99 latency per workload and target, and each
  * node's peak resident memory (VmHWM). Three nodes on one 2-core machine
@@ -56,11 +61,18 @@ function arg(name: string): string | undefined {
 const json = process.argv.includes("--json");
 const seconds = Number(arg("--seconds") ?? "5");
 if (!(seconds > 0 && seconds <= 120)) throw new Error("--seconds takes a number from 0 to 120");
+const rampSeconds = Number(arg("--ramp") ?? "2");
+if (!(rampSeconds >= 0 && rampSeconds <= 60)) throw new Error("--ramp takes a number from 0 to 60");
 const selected = arg("--workloads")?.split(",") ?? WORKLOADS.map((w) => w.name);
 for (const name of selected) if (!WORKLOADS.some((w) => w.name === name)) throw new Error(`Unknown workload ${name}`);
 
-/** Runs `depth` workers issuing `op(offset)` for `seconds`; latencies in µs. */
+/** Runs `depth` workers issuing `op(offset)` for `rampSeconds` unmeasured, then for `seconds`; latencies in µs. */
 async function drive(w: Workload, op: (offset: number) => Promise<void>): Promise<Omit<Result, "workload" | "target">> {
+  if (rampSeconds > 0) await run(w, op, rampSeconds);
+  return run(w, op, seconds);
+}
+
+async function run(w: Workload, op: (offset: number) => Promise<void>, seconds: number): Promise<Omit<Result, "workload" | "target">> {
   const latencies: number[] = [];
   const slots = Math.floor(VOLUME_BYTES / w.bytes);
   let next = 0;
@@ -194,7 +206,7 @@ async function main(): Promise<void> {
   }
 
   if (json) {
-    console.log(JSON.stringify({ seconds, results, rss_mib: rss }));
+    console.log(JSON.stringify({ seconds, ramp_seconds: rampSeconds, results, rss_mib: rss }));
   } else {
     console.log(`${"workload".padEnd(20)}${"target".padEnd(10)}${"IOPS".padStart(9)}${"MB/s".padStart(7)}${"p50 µs".padStart(9)}${"p99 µs".padStart(9)}`);
     for (const r of results) {

@@ -1258,8 +1258,11 @@ export class ReplicaCore {
   private appendAsPrimary(p: PrimarySession, record: LogRecord): void {
     assert(this.primary === p && this.promisedEpoch === p.epoch, "Only the primary of the promised epoch appends");
     this.log.append([record]);
-    this.logOp(null, (token) => ({ type: "appendLog", records: [record], token }));
+    // Sent before the local append is issued: the followers' disks work
+    // while this one does (the driver issues actions in order, and a store
+    // may write a small group at once).
     for (const f of p.followers.values()) this.sendAppends(p, f, false);
+    this.logOp(null, (token) => ({ type: "appendLog", records: [record], token }));
   }
 
   private onWrite(reqId: RequestId, req: WriteRequest): void {
