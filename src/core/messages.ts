@@ -158,6 +158,31 @@ export interface StaleEpoch {
   readonly promisedEpoch: Epoch;
 }
 
+/**
+ * Rule 9: a primary that found `block` corrupt in its own data asks an
+ * in-sync follower for its copy.
+ */
+export interface BlockFetch {
+  readonly type: "blockFetch";
+  readonly epoch: Epoch;
+  readonly seq: number;
+  readonly block: BlockIndex;
+}
+
+/**
+ * The follower's applied copy of the block, as of `appliedLsn` (every
+ * record through it, none after); null if its own copy failed its checksum
+ * too or it is not consistent.
+ */
+export interface BlockData {
+  readonly type: "blockData";
+  readonly epoch: Epoch;
+  readonly seq: number;
+  readonly block: BlockIndex;
+  readonly appliedLsn: Lsn;
+  readonly data: Uint8Array | null;
+}
+
 export type PeerMessage =
   | PromiseRequest
   | PromiseGranted
@@ -173,7 +198,9 @@ export type PeerMessage =
   | ResyncDone
   | ResyncDoneReply
   | ReleaseRequest
-  | StaleEpoch;
+  | StaleEpoch
+  | BlockFetch
+  | BlockData;
 
 // ---------------------------------------------------------------------------
 // Client requests, served by the node the client mounted through.
@@ -231,7 +258,13 @@ export type CoreEvent =
   | { readonly type: "message"; readonly from: NodeId; readonly msg: PeerMessage }
   | { readonly type: "request"; readonly reqId: RequestId; readonly req: ClientRequest }
   /** A persist action (superblock, log append/truncate/reset, region install, consistency) is durable. */
-  | { readonly type: "durable"; readonly token: DurableToken };
+  | { readonly type: "durable"; readonly token: DurableToken }
+  /**
+   * Blocks of the applied data failed their checksum (rule 9), found by the
+   * read of a readBlocks action (`read`: that read, not answered yet; the
+   * core serves it again once the blocks are repaired) or another read.
+   */
+  | { readonly type: "corrupt"; readonly blocks: readonly BlockIndex[]; readonly read: { readonly reqId: RequestId; readonly req: ReadRequest } | null };
 
 export interface SuperblockPatch {
   readonly promisedEpoch?: Epoch;
@@ -259,6 +292,8 @@ export type CoreAction =
   | { readonly type: "apply"; readonly throughLsn: Lsn }
   /** Read the applied blocks, lay `overlay` (records not yet applied, in lsn order) over them, answer `reqId`. */
   | { readonly type: "readBlocks"; readonly reqId: RequestId; readonly block: BlockIndex; readonly blockCount: number; readonly overlay: readonly LogRecord[] }
+  /** Read one block of the applied data and send it to `to` as BlockData (null data if it fails its checksum). */
+  | { readonly type: "sendBlock"; readonly to: NodeId; readonly epoch: Epoch; readonly seq: number; readonly block: BlockIndex }
   /** Read a region of the applied data and send it to `to` as a RegionCopy of `epoch`. */
   | { readonly type: "sendRegion"; readonly to: NodeId; readonly epoch: Epoch; readonly region: number }
   | { readonly type: "reply"; readonly reqId: RequestId; readonly result: MountResult | WriteResult | UnmountResult | RequestFailure }

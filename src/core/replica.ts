@@ -17,6 +17,8 @@ import { RecordLog, touches } from "./log.js";
 import type {
   AppendReply,
   AppendRequest,
+  BlockData,
+  BlockFetch,
   ClientRequest,
   CoreAction,
   CoreEvent,
@@ -44,6 +46,7 @@ import type {
 import { chooseBase, commitPoint, leaseStart, trustedHead } from "./quorum.js";
 import { foldSessions, type ClientSession } from "./session.js";
 import {
+  asBlock,
   asEpoch,
   asLsn,
   compareVersion,
@@ -53,6 +56,7 @@ import {
   VERSION_ZERO,
   versionEquals,
   writeQuorum,
+  type BlockIndex,
   type ClientId,
   type Epoch,
   type LogRecord,
@@ -101,6 +105,8 @@ export interface TestOnlyPlantedBugs {
   readonly noLeaseWait?: boolean;
   /** A resyncing replica is marked consistent before its region resync finished. */
   readonly resyncMarkEarly?: boolean;
+  /** A repair takes a follower's copy of a corrupt block as it is, without the records after its applied point. */
+  readonly repairNoOverlay?: boolean;
 }
 
 export const PLANTED_BUG_NAMES = {
@@ -111,6 +117,7 @@ export const PLANTED_BUG_NAMES = {
   "count-inconsistent": "countInconsistent",
   "no-lease-wait": "noLeaseWait",
   "resync-mark-early": "resyncMarkEarly",
+  "repair-no-overlay": "repairNoOverlay",
 } as const satisfies Record<string, keyof TestOnlyPlantedBugs>;
 
 export interface ReplicaCoreOptions {
@@ -214,6 +221,27 @@ interface PendingRead {
   readonly deadline: number;
 }
 
+/** Rule 9: a block of this primary's data that failed its checksum, being fetched from a follower. */
+interface Repair {
+  /** Followers asked so far (each at most once). */
+  readonly asked: Set<NodeId>;
+  asking: NodeId | null;
+  seq: number;
+  sentTick: number;
+}
+
+/** A read that found corrupt blocks: served again once each is repaired. */
+interface ReadAwaitingRepair {
+  readonly reqId: RequestId;
+  readonly req: ReadRequest;
+  readonly waitingFor: Set<number>;
+  dependsOnLsn: Lsn;
+  readonly deadline: number;
+}
+
+/** The client id of repair records (no client's: client ids come from clients, and this one has a colon). */
+export const REPAIR_CLIENT_ID = "replivol:repair" as ClientId;
+
 interface PrimarySession {
   phase: PrimaryPhase;
   epoch: Epoch;
@@ -237,6 +265,9 @@ interface PrimarySession {
   readonly followers: Map<NodeId, Follower>;
   readonly pendingWrites: PendingWrite[];
   readonly pendingReads: PendingRead[];
+  /** Blocks under repair (rule 9), and the reads waiting for them. */
+  readonly repairs: Map<number, Repair>;
+  readonly readsAwaitingRepair: ReadAwaitingRepair[];
   /** clientSeq -> lsn of writes sequenced in this epoch (drops retransmits). */
   readonly seqLsn: Map<number, Lsn>;
   /**
@@ -291,6 +322,7 @@ export class ReplicaCore {
   private readonly regionsInFlightMax: number;
   private resyncRegionIntervalTicks: number;
   private lastRegionSentTick = -Infinity;
+  private nextRepairSeq = 1;
   private readonly recordsPerMessageMax: number;
   private readonly recordsInFlightMax: number;
 
@@ -481,6 +513,9 @@ export class ReplicaCore {
         k();
         break;
       }
+      case "corrupt":
+        this.onCorrupt(event.blocks, event.read);
+        break;
       default:
         throw new Error(`Unknown event ${JSON.stringify(event satisfies never)}`);
     }
@@ -673,6 +708,10 @@ export class ReplicaCore {
         return;
       case "stale":
         return this.onStale(from, msg);
+      case "blockFetch":
+        return this.onBlockFetch(from, msg);
+      case "blockData":
+        return this.onBlockData(from, msg);
       default:
         throw new Error(`Unknown message ${JSON.stringify(msg satisfies never)}`);
     }
@@ -1011,6 +1050,8 @@ export class ReplicaCore {
       followers: new Map(),
       pendingWrites: [],
       pendingReads: [],
+      repairs: new Map(),
+      readsAwaitingRepair: [],
       seqLsn: new Map(),
       seqsAtMount: new Set(),
       trimmedSeqMax: 0,
@@ -1357,6 +1398,7 @@ export class ReplicaCore {
     }
     for (const w of p.pendingWrites) this.fail(w.reqId, code, message);
     for (const r of p.pendingReads) this.fail(r.reqId, code, message);
+    for (const r of p.readsAwaitingRepair) this.fail(r.reqId, code, message);
   }
 
   // -------------------------------------------------------------------------
@@ -1424,6 +1466,106 @@ export class ReplicaCore {
     if (f.matchLsn >= f.nextLsn) f.matchLsn = asLsn(f.nextLsn - 1);
     f.lastProgressTick = this.now;
     this.sendAppends(p, f, true);
+  }
+
+  // Repair of corrupt blocks (rule 9), driven by the primary.
+  //
+  // A block of this primary's applied data failed its checksum. An in-sync
+  // follower sends its applied copy as of its applied point A; committed
+  // history is the same everywhere, so that copy with the records after A
+  // that touch the block laid over it is the block's content at this
+  // primary's head. That content goes into the history as a repair record
+  // (a whole-block write of the same bytes, by REPAIR_CLIENT_ID): committed
+  // and applied like any write, it rewrites the bad copy, and the reads
+  // waiting for it are served through it. A follower whose copy is bad too
+  // answers null and the next one is asked; with none left the block has no
+  // good copy, and its reads fail CORRUPT: bad bytes are never returned.
+
+  private onCorrupt(blocks: readonly BlockIndex[], read: { reqId: RequestId; req: ReadRequest } | null): void {
+    const p = this.primary;
+    if (p === null || p.phase !== "active") {
+      if (read !== null) this.fail(read.reqId, "CORRUPT", `Blocks ${blocks.join(", ")} of ${this.config.name} failed their checksum on ${this.nodeId}, which is no longer the primary`);
+      return;
+    }
+    this.trace("corrupt blocks found", { blocks: blocks.join(","), forRead: read !== null });
+    if (read !== null) {
+      p.readsAwaitingRepair.push({ reqId: read.reqId, req: read.req, waitingFor: new Set(blocks), dependsOnLsn: asLsn(0), deadline: this.now + this.timing.writeTimeoutTicks });
+    }
+    for (const b of blocks) {
+      if (p.repairs.has(b)) continue;
+      p.repairs.set(b, { asked: new Set(), asking: null, seq: 0, sentTick: this.now });
+      this.askForBlock(p, b);
+    }
+  }
+
+  private askForBlock(p: PrimarySession, block: number): void {
+    const r = p.repairs.get(block);
+    if (r === undefined) return;
+    const next = [...p.followers.values()].find((f) => f.consistent && f.resync === null && !r.asked.has(f.node));
+    if (next === undefined) {
+      p.repairs.delete(block);
+      this.trace("corrupt block has no good copy", { block });
+      const message = `Block ${block} of ${this.config.name} failed its checksum on ${this.nodeId}, and no in-sync replica has a good copy of it`;
+      for (const w of p.readsAwaitingRepair) if (w.waitingFor.has(block)) this.fail(w.reqId, "CORRUPT", message);
+      removeWhere(p.readsAwaitingRepair, (w) => w.waitingFor.has(block));
+      return;
+    }
+    r.asked.add(next.node);
+    r.asking = next.node;
+    r.seq = this.nextRepairSeq++;
+    r.sentTick = this.now;
+    this.send(next.node, { type: "blockFetch", epoch: p.epoch, seq: r.seq, block: asBlock(block) } satisfies BlockFetch);
+  }
+
+  private onBlockFetch(from: NodeId, m: BlockFetch): void {
+    if (!this.admitPrimaryMessage(from, m.epoch)) return;
+    if (!this.consistent || m.block < 0 || m.block >= this.config.blockCount) {
+      this.send(from, { type: "blockData", epoch: m.epoch, seq: m.seq, block: m.block, appliedLsn: this.appliedLsn, data: null } satisfies BlockData);
+      return;
+    }
+    this.out.push({ type: "sendBlock", to: from, epoch: m.epoch, seq: m.seq, block: m.block });
+  }
+
+  private onBlockData(from: NodeId, m: BlockData): void {
+    const p = this.primary;
+    if (p === null || p.phase !== "active" || m.epoch !== p.epoch) return;
+    const r = p.repairs.get(m.block);
+    if (r === undefined || r.asking !== from || r.seq !== m.seq) return;
+    const head = this.log.head().lsn;
+    // The copy must be a state of this history this log can bring forward.
+    if (m.data === null || m.data.length !== this.config.blockSize || m.appliedLsn > head || (m.appliedLsn < head && this.log.startLsn() > m.appliedLsn + 1)) {
+      return this.askForBlock(p, m.block);
+    }
+    const content = new Uint8Array(m.data);
+    const bs = this.config.blockSize;
+    const later = m.appliedLsn < head ? this.log.slice(asLsn(m.appliedLsn + 1), head) : [];
+    for (const x of later) {
+      if (this.bugs.repairNoOverlay || !touches(x, m.block, 1)) continue;
+      if (x.kind === "write" && x.data !== null) content.set(x.data.subarray((m.block - x.block) * bs, (m.block - x.block + 1) * bs));
+      else content.fill(0);
+    }
+    p.repairs.delete(m.block);
+    const record: LogRecord = {
+      epoch: p.epoch,
+      lsn: asLsn(head + 1),
+      kind: "write",
+      block: m.block,
+      blockCount: 1,
+      data: content,
+      clientId: REPAIR_CLIENT_ID,
+      clientSeq: head + 1,
+    };
+    this.trace("corrupt block repaired", { block: m.block, from, lsn: record.lsn });
+    this.appendAsPrimary(p, record);
+    for (const w of p.readsAwaitingRepair) {
+      if (!w.waitingFor.delete(m.block)) continue;
+      if (record.lsn > w.dependsOnLsn) w.dependsOnLsn = record.lsn;
+    }
+    removeWhere(p.readsAwaitingRepair, (w) => {
+      if (w.waitingFor.size > 0) return false;
+      p.pendingReads.push({ reqId: w.reqId, req: w.req, dependsOnLsn: w.dependsOnLsn, deadline: w.deadline });
+      return true;
+    });
   }
 
   // Region resync (rule 7), driven by the primary.
@@ -1585,6 +1727,12 @@ export class ReplicaCore {
       if (this.now >= r.deadline) this.fail(r.reqId, "NO_QUORUM", `Read of ${this.config.name} could not confirm its lease in time`);
     }
     removeWhere(p.pendingReads, (r) => this.now >= r.deadline);
+    for (const r of p.readsAwaitingRepair) {
+      if (this.now >= r.deadline) this.fail(r.reqId, "NO_QUORUM", `Read of ${this.config.name} found corrupt blocks that could not be repaired from a replica in time`);
+    }
+    removeWhere(p.readsAwaitingRepair, (r) => this.now >= r.deadline);
+    // A follower that does not answer a block fetch: ask the next one.
+    for (const [block, r] of p.repairs) if (this.now - r.sentTick >= this.timing.resendTicks * 2) this.askForBlock(p, block);
   }
 
   private advancePrimary(): void {

@@ -31,8 +31,8 @@ import type {
   WriteResult,
 } from "../core/messages.js";
 import { ReplicaCore, type RecoveredReplica } from "../core/replica.js";
-import { asLsn, asTicks, type BlockIndex, type ClientId, type Epoch, type LogRecord, type Lsn, type NodeId, type VolumeConfig } from "../core/types.js";
-import type { ReplicaStore } from "../storage/replica-store.js";
+import { asBlock, asLsn, asTicks, type BlockIndex, type ClientId, type Epoch, type LogRecord, type Lsn, type NodeId, type VolumeConfig } from "../core/types.js";
+import { CorruptBlocksError, type ReplicaStore } from "../storage/replica-store.js";
 import type { Logger } from "./logger.js";
 
 export type ReadResult = { readonly ok: true; readonly data: Uint8Array } | RequestFailure;
@@ -340,12 +340,32 @@ export class VolumeDriver {
       case "sendRegion": {
         const copiedAt = this.lastApplyLsn;
         const { to, epoch, region } = a;
-        this.track(store.readRegion(region), "read region").then(
+        // A corrupt block fails the copy (the target asks again later) and is repaired meanwhile; other errors fail the replica.
+        const read = store.readRegion(region);
+        this.storeCalls.add(read);
+        read.then(
           ({ data, version }) => {
+            this.storeCalls.delete(read);
             if (!this.closed) this.opts.peers.send(to, this.name, { type: "region", epoch, region, data, version, copiedAt });
           },
-          () => undefined,
+          (err: unknown) => {
+            this.storeCalls.delete(read);
+            if (err instanceof CorruptBlocksError) {
+              this.log.error({ err, region }, "region copy found corrupt blocks");
+              this.post({ type: "corrupt", blocks: err.blocks.map(asBlock), read: null });
+              return;
+            }
+            this.storeFailed(err, "read region");
+          },
         );
+        return;
+      }
+      case "sendBlock": {
+        const appliedLsn = this.lastApplyLsn;
+        const { to, epoch, seq, block } = a;
+        void this.readData(block, 1, []).then((r) => {
+          if (!this.closed) this.opts.peers.send(to, this.name, { type: "blockData", epoch, seq, block, appliedLsn, data: r.ok ? r.data : null });
+        });
         return;
       }
       case "reply":
@@ -417,11 +437,23 @@ export class VolumeDriver {
   }
 
   private readBlocks(reqId: RequestId, block: BlockIndex, blockCount: number, overlay: readonly LogRecord[]): void {
-    void this.readData(block, blockCount, overlay).then((r) => this.answer(reqId, r));
+    void this.readData(block, blockCount, overlay, (blocks) => {
+      // Rule 9: not answered now; the core repairs the blocks from a replica and serves the read again.
+      this.post({ type: "corrupt", blocks, read: { reqId, req: { type: "read", block, blockCount } } });
+    }).then((r) => {
+      if (r !== null) this.answer(reqId, r);
+    });
   }
 
-  /** Applied block data with `overlay` laid over it; a corrupt block fails the read (CORRUPT), not the replica. Never rejects. */
-  private readData(block: BlockIndex, blockCount: number, overlay: readonly LogRecord[]): Promise<ReadResult> {
+  /**
+   * Applied block data with `overlay` laid over it. Never rejects. A block
+   * that fails its checksum and that the overlay does not cover fails the
+   * read (CORRUPT), not the replica; with `onCorrupt`, that is called with
+   * those blocks instead and the result is null (the caller answers later).
+   */
+  private readData(block: BlockIndex, blockCount: number, overlay: readonly LogRecord[]): Promise<ReadResult>;
+  private readData(block: BlockIndex, blockCount: number, overlay: readonly LogRecord[], onCorrupt: (blocks: BlockIndex[]) => void): Promise<ReadResult | null>;
+  private readData(block: BlockIndex, blockCount: number, overlay: readonly LogRecord[], onCorrupt?: (blocks: BlockIndex[]) => void): Promise<ReadResult | null> {
     const bs = this.config.blockSize;
     // The applies issued before this read must have reached the block data.
     const read = this.dataBarrier.then(() => this.store.readBlocks(block, blockCount));
@@ -431,19 +463,31 @@ export class VolumeDriver {
       this.storeCalls.delete(read);
     };
     read.then(settled, settled);
+    const lay = (data: Uint8Array): ReadResult => {
+      for (const r of overlay) {
+        const from = Math.max(r.block, block);
+        const to = Math.min(r.block + r.blockCount, block + blockCount);
+        if (from >= to) continue;
+        const into = (from - block) * bs;
+        if (r.kind === "write" && r.data !== null) data.set(r.data.subarray((from - r.block) * bs, (to - r.block) * bs), into);
+        else data.fill(0, into, (to - block) * bs);
+      }
+      return { ok: true, data };
+    };
     return read.then(
-      (data): ReadResult => {
-        for (const r of overlay) {
-          const from = Math.max(r.block, block);
-          const to = Math.min(r.block + r.blockCount, block + blockCount);
-          if (from >= to) continue;
-          const into = (from - block) * bs;
-          if (r.kind === "write" && r.data !== null) data.set(r.data.subarray((from - r.block) * bs, (to - r.block) * bs), into);
-          else data.fill(0, into, (to - block) * bs);
+      (data): ReadResult => lay(data),
+      (err: unknown): ReadResult | null => {
+        if (err instanceof CorruptBlocksError) {
+          // Blocks a later record rewrites whole are served from it: their bad copies are not read.
+          const bad = err.blocks.filter((b) => !overlay.some((r) => b >= r.block && b < r.block + r.blockCount));
+          if (bad.length === 0) return lay(err.data);
+          this.log.error({ err, block, blockCount, corrupt: bad }, "read found corrupt blocks");
+          if (onCorrupt !== undefined) {
+            onCorrupt(bad.map(asBlock));
+            return null;
+          }
+          return { ok: false, code: "CORRUPT", message: err.message };
         }
-        return { ok: true, data };
-      },
-      (err: unknown): ReadResult => {
         if (err instanceof VolumeError && err.code === "CORRUPT") {
           this.log.error({ err, block, blockCount }, "read found a corrupt block");
           return { ok: false, code: "CORRUPT", message: err.message };

@@ -90,6 +90,7 @@ export function decodePeerFrame(frame: Buffer): { volume: string; msg: PeerMessa
     const records = (b as Obj)["records"];
     if (Array.isArray(records)) records.forEach((r, i) => reader.take(r, `${String(body)}.records[${i}]`));
     if (body === "region") reader.take(b, "region");
+    if (body === "blockData") reader.take(b, "blockData");
   }
   reader.end();
   return decodePeerMessage(header);
@@ -185,6 +186,14 @@ export function encodePeerMessage(volume: string, msg: PeerMessage, payloads: Ui
       return { volume, release: { epoch: msg.epoch } };
     case "stale":
       return { volume, stale: { epoch: msg.epoch, promisedEpoch: msg.promisedEpoch } };
+    case "blockFetch":
+      return { volume, blockFetch: { epoch: msg.epoch, seq: msg.seq, block: msg.block } };
+    case "blockData":
+      if (msg.data !== null) payloads.push(msg.data);
+      return {
+        volume,
+        blockData: { epoch: msg.epoch, seq: msg.seq, block: msg.block, appliedLsn: msg.appliedLsn, hasData: msg.data !== null, dataLength: msg.data?.length ?? 0 },
+      };
     default:
       throw new Error(`Unknown peer message ${JSON.stringify(msg satisfies never)}`);
   }
@@ -390,6 +399,21 @@ export function decodePeerMessage(wire: unknown): { volume: string; msg: PeerMes
         return { type: "release", epoch };
       case "stale":
         return { type: "stale", epoch, promisedEpoch: asEpoch(uint(b["promisedEpoch"], "stale.promisedEpoch")) };
+      case "blockFetch":
+        return { type: "blockFetch", epoch, seq: uint(b["seq"], "blockFetch.seq"), block: asBlock(uint(b["block"], "blockFetch.block")) };
+      case "blockData": {
+        const data = bytes(b["data"], "blockData.data");
+        const hasData = bool(b["hasData"], "blockData.hasData");
+        if (!hasData && data.length > 0) throw new PeerCodecError("blockData without a copy carries bytes");
+        return {
+          type: "blockData",
+          epoch,
+          seq: uint(b["seq"], "blockData.seq"),
+          block: asBlock(uint(b["block"], "blockData.block")),
+          appliedLsn: asLsn(uint(b["appliedLsn"], "blockData.appliedLsn")),
+          data: hasData ? data : null,
+        };
+      }
       default:
         throw new PeerCodecError(`body ${body} is unknown`);
     }

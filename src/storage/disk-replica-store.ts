@@ -91,7 +91,7 @@ import {
   hex,
   type EncodedFrames,
 } from "./log-frame.js";
-import type { ReplicaStore, ReplicaStoreStats, Superblock, SuperblockPatch } from "./replica-store.js";
+import { CorruptBlocksError, type ReplicaStore, type ReplicaStoreStats, type Superblock, type SuperblockPatch } from "./replica-store.js";
 import { SUPERBLOCK_FILE, readSuperblockFile, writeSuperblockFile, type PersistedState } from "./superblock-file.js";
 import { readFully, withFaultHooks, type DiskFaultHooksForTests, type DiskFile, type VolumeDisk } from "./volume-disk.js";
 
@@ -1133,6 +1133,8 @@ export class DiskReplicaStore implements ReplicaStore {
       if (meta.readUInt32LE(at + 4) === 0) continue;
       fromDisk.push({ block: b, crc: meta.readUInt32LE(at) });
     }
+    const corrupt: number[] = [];
+    let firstProblem = "";
     let i = 0;
     while (i < fromDisk.length) {
       let j = i;
@@ -1155,14 +1157,16 @@ export class DiskReplicaStore implements ReplicaStore {
         const got = offset + bs <= n ? blockCrc32(want.block, bytes) : null;
         if (got !== want.crc) {
           this.checksumMismatches++;
-          throw new VolumeError(
-            "CORRUPT",
-            `Block ${want.block} of volume ${this.volumeName} failed its checksum: ${got === null ? "it is missing from the data file" : `${hex(got)} does not match ${hex(want.crc)}`}`,
-          );
+          corrupt.push(want.block);
+          bytes.fill(0);
+          if (firstProblem === "") {
+            firstProblem = `Block ${want.block} of volume ${this.volumeName} failed its checksum: ${got === null ? "it is missing from the data file" : `${hex(got)} does not match ${hex(want.crc)}`}`;
+          }
         }
       }
       i = j + 1;
     }
+    if (corrupt.length > 0) throw new CorruptBlocksError(corrupt.length === 1 ? firstProblem : `${firstProblem} (and ${corrupt.length - 1} more blocks)`, corrupt, out);
     this.blocksRead += blockCount;
     return out;
   }

@@ -1,3 +1,4 @@
+import { VolumeError } from "../core/errors.js";
 /**
  * The Storage seam: one replica of one volume on disk (or in memory).
  * The daemon's driver executes the core's persist/apply actions through it.
@@ -135,6 +136,11 @@ export interface ReplicaStore {
    * as zeros. A mismatch rejects with VolumeError CORRUPT naming the block;
    * the bytes are never returned.
    */
+  /**
+   * The applied blocks. A block that fails its checksum fails the read with
+   * CorruptBlocksError, which names every such block of the range and holds
+   * the others' bytes.
+   */
   readBlocks(block: number, blockCount: number): Promise<Uint8Array>;
 
   /** The version of each region: the last applied record that touched it (VERSION_ZERO if none, REGION_DIRTY, see applyThrough). */
@@ -160,4 +166,17 @@ export interface ReplicaStore {
 
   /** Syncs, releases the data-directory lock, closes files. */
   close(): Promise<void>;
+}
+
+/** Blocks of a read that failed their checksum (CORRUPT): which ones, and the read's bytes with those zeroed. */
+export class CorruptBlocksError extends VolumeError {
+  override name = "CorruptBlocksError";
+  constructor(
+    message: string,
+    readonly blocks: readonly number[],
+    /** The read's bytes, each corrupt block's zeroed: never its bad bytes. */
+    readonly data: Uint8Array,
+  ) {
+    super("CORRUPT", message);
+  }
 }

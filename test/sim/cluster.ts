@@ -255,6 +255,28 @@ export class SimCluster {
     this.at(this.rng.int(20, 80), checkpointLoop);
   }
 
+  /** An event for the node's core after the actions being executed (the driver's inbox). */
+  private postLater(n: SimNode, ev: CoreEvent): void {
+    const inc = n.incarnation;
+    this.at(0, () => {
+      if (n.incarnation === inc) this.step(n, ev);
+    });
+  }
+
+  /**
+   * Media corruption of one block's copy on one replica, where no other
+   * replica's copy of it is corrupt (so a good copy exists somewhere, though
+   * maybe not on an in-sync replica). Returns what it did, for the trace.
+   */
+  corruptRandomBlock(rng: Random): void {
+    const nodes = [...this.nodes.values()];
+    const n = rng.pick(nodes);
+    const block = rng.int(0, SIM_BLOCK_COUNT - 1);
+    if (nodes.some((o) => o.disk.isCorrupt(block))) return;
+    n.disk.corruptBlock(block);
+    this.trace(`${n.id} CORRUPTION of block ${block}`);
+  }
+
   crashNode(id: NodeId): void {
     const n = this.nodes.get(id);
     if (n === undefined || n.core === null) return;
@@ -323,6 +345,13 @@ export class SimCluster {
         for (const r of n.disk.apply(a.throughLsn)) this.noteApplied(n.id, r);
         return;
       case "readBlocks": {
+        // As the driver does: corrupt blocks no overlay record covers go back to the core (rule 9).
+        const bad = n.disk.corruptIn(a.block, a.blockCount).filter((b) => !a.overlay.some((r) => b >= r.block && b < r.block + r.blockCount));
+        if (bad.length > 0) {
+          this.trace(`${n.id} read of block ${a.block}+${a.blockCount} finds corrupt blocks ${bad.join(",")}`);
+          this.postLater(n, { type: "corrupt", blocks: bad.map(asBlock), read: { reqId: a.reqId, req: { type: "read", block: a.block, blockCount: a.blockCount } } });
+          return;
+        }
         const data = n.disk.readBlocks(a.block, a.blockCount, a.overlay);
         if (this.cfg.trace) {
           const view = new DataView(data.buffer, data.byteOffset, data.byteLength);
@@ -332,7 +361,19 @@ export class SimCluster {
         this.replyClient(n, { reqId: a.reqId, ok: true, data });
         return;
       }
+      case "sendBlock": {
+        const data = n.disk.isCorrupt(a.block) ? null : n.disk.readBlocks(a.block, 1, []);
+        this.sendPeer(n.id, a.to, { type: "blockData", epoch: a.epoch, seq: a.seq, block: a.block, appliedLsn: n.disk.appliedLsn(), data });
+        return;
+      }
       case "sendRegion": {
+        const first = a.region * SIM_REGION_BLOCKS;
+        const bad = n.disk.corruptIn(first, Math.min(SIM_REGION_BLOCKS, SIM_BLOCK_COUNT - first));
+        if (bad.length > 0) {
+          // Not sent (the target asks again); the blocks go to repair.
+          this.postLater(n, { type: "corrupt", blocks: bad.map(asBlock), read: null });
+          return;
+        }
         const r = n.disk.readRegion(a.region);
         this.sendPeer(n.id, a.to, { type: "region", epoch: a.epoch, region: a.region, data: r.data, version: r.version, copiedAt: r.copiedAt });
         return;

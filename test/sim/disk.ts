@@ -29,6 +29,8 @@ interface LogState {
 interface DataState {
   appliedLsn: Lsn;
   blocks: Map<number, Uint8Array>;
+  /** Blocks whose copy fails its checksum (media corruption): their bytes are never given out. */
+  corrupt: Set<number>;
   regionVersions: Version[];
   sessions: ClientSession[];
 }
@@ -48,6 +50,9 @@ export interface SimDiskOptions {
   readonly logRetainedRecordsMax: number;
 }
 
+/** The value a corrupt block reads as (never a value any client wrote). */
+export const CORRUPT_VALUE = 0xbadbad;
+
 export class SimDisk {
   private dSuper: SuperState;
   private dLog: LogState;
@@ -66,7 +71,7 @@ export class SimDisk {
     const regions = Math.ceil(opts.blockCount / opts.regionBlocks);
     this.dSuper = { promisedEpoch: 0 as Epoch, commitLsn: asLsn(0), consistent: true, consistentThrough: null, unsurePastHead: false };
     this.dLog = { base: VERSION_ZERO, records: [] };
-    this.dData = { appliedLsn: asLsn(0), blocks: new Map(), regionVersions: Array.from({ length: regions }, () => VERSION_ZERO), sessions: [] };
+    this.dData = { appliedLsn: asLsn(0), blocks: new Map(), corrupt: new Set(), regionVersions: Array.from({ length: regions }, () => VERSION_ZERO), sessions: [] };
     this.vLog = cloneLog(this.dLog);
     this.vData = cloneData(this.dData);
   }
@@ -188,6 +193,7 @@ export class SimDisk {
     for (let i = 0; i < r.blockCount; i++) {
       const b = r.block + i;
       if (b < firstBlock || b >= endBlock) continue;
+      this.vData.corrupt.delete(b);
       if (r.kind === "write") {
         assert(r.data !== null);
         this.vData.blocks.set(b, r.data.slice(i * bs, (i + 1) * bs));
@@ -203,6 +209,13 @@ export class SimDisk {
     const bs = this.opts.blockSize;
     const out = new Uint8Array(blockCount * bs);
     for (let i = 0; i < blockCount; i++) {
+      if (this.vData.corrupt.has(block + i)) {
+        // What a bad copy would give: bytes of no write (a checker that sees them reports P5).
+        const view = new DataView(out.buffer, out.byteOffset + i * bs, bs);
+        view.setUint32(0, CORRUPT_VALUE, true);
+        view.setUint32(4, (block + i) ^ 0x5a5a, true);
+        continue;
+      }
       const d = this.vData.blocks.get(block + i);
       if (d !== undefined) out.set(d, i * bs);
     }
@@ -232,6 +245,7 @@ export class SimDisk {
     const end = Math.min(first + this.opts.regionBlocks, this.opts.blockCount);
     assert(copiedAt <= this.vData.appliedLsn, "a region is installed once this replica applied through its copy point");
     for (let b = first; b < end; b++) {
+      this.vData.corrupt.delete(b);
       const d = data.subarray((b - first) * bs, (b - first + 1) * bs);
       if (d.every((x) => x === 0)) this.vData.blocks.delete(b);
       else this.vData.blocks.set(b, d.slice());
@@ -307,6 +321,23 @@ export class SimDisk {
     return this.vData.appliedLsn;
   }
 
+  /** The blocks of a range whose copy fails its checksum. */
+  corruptIn(block: number, blockCount: number): number[] {
+    const out: number[] = [];
+    for (let b = block; b < block + blockCount; b++) if (this.vData.corrupt.has(b)) out.push(b);
+    return out;
+  }
+
+  isCorrupt(block: number): boolean {
+    return this.vData.corrupt.has(block);
+  }
+
+  /** Media corruption of a block's copy on disk (and so in what is read of it). */
+  corruptBlock(block: number): void {
+    this.vData.corrupt.add(block);
+    this.dData.corrupt.add(block);
+  }
+
   blockBytes(block: number): Uint8Array | undefined {
     return this.vData.blocks.get(block);
   }
@@ -354,5 +385,5 @@ function cloneLog(l: LogState): LogState {
 }
 
 function cloneData(d: DataState): DataState {
-  return { appliedLsn: d.appliedLsn, blocks: new Map(d.blocks), regionVersions: [...d.regionVersions], sessions: [...d.sessions] };
+  return { appliedLsn: d.appliedLsn, blocks: new Map(d.blocks), corrupt: new Set(d.corrupt), regionVersions: [...d.regionVersions], sessions: [...d.sessions] };
 }

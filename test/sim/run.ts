@@ -7,6 +7,7 @@ import type { TestOnlyPlantedBugs } from "../../src/core/replica.js";
 import { asNodeId, type NodeId } from "../../src/core/types.js";
 import { LINEAR_BLOCKS, SIM_BLOCK_COUNT, SimCluster } from "./cluster.js";
 import { checkDurability, checkFencing, checkRegister, checkZeroableBlock, type Violation } from "./history.js";
+import { Random } from "./random.js";
 
 export interface SeedOptions {
   readonly seed: number;
@@ -46,6 +47,7 @@ export function runSeed(opts: SeedOptions): SeedResult {
       c.at(at, () => c.addClient("c2", { ops, concurrency, takeover }));
     }
     scheduleFaults(c, safetyTicks);
+    scheduleCorruption(c, opts.seed, safetyTicks);
     c.runUntil(safetyTicks);
 
     // Liveness: heal everything, let every operation finish.
@@ -84,6 +86,22 @@ export function runSeed(opts: SeedOptions): SeedResult {
   }
   if (opts.trace === true) for (const line of c.describeReplicas()) c.trace(`final ${line}`);
   return { seed: opts.seed, replicas, ok: violations.length === 0, violations, opsChecked, events: c.eventsRun, trace: c.traceLines };
+}
+
+/**
+ * Media corruption of block copies (rule 9, P5), from a random stream of
+ * its own so the other faults of a seed stay as they were: up to three
+ * blocks, each corrupted on one replica.
+ */
+function scheduleCorruption(c: SimCluster, seed: number, until: number): void {
+  const rng = new Random((seed ^ 0x5bd1e995) >>> 0);
+  const count = rng.int(0, 3);
+  for (let i = 0; i < count; i++) {
+    const at = rng.int(50, until - 1);
+    c.at(at, () => {
+      if (!c.liveness) c.corruptRandomBlock(rng);
+    });
+  }
 }
 
 function scheduleFaults(c: SimCluster, until: number): void {

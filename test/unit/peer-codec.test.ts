@@ -42,6 +42,9 @@ const MESSAGES: PeerMessage[] = [
   { type: "resyncDoneReply", epoch: asEpoch(3), snapshot: v(2, 5) },
   { type: "release", epoch: asEpoch(3) },
   { type: "stale", epoch: asEpoch(2), promisedEpoch: asEpoch(3) },
+  { type: "blockFetch", epoch: asEpoch(3), seq: 4, block: asBlock(77) },
+  { type: "blockData", epoch: asEpoch(3), seq: 4, block: asBlock(77), appliedLsn: asLsn(12), data },
+  { type: "blockData", epoch: asEpoch(3), seq: 5, block: asBlock(78), appliedLsn: asLsn(12), data: null },
 ];
 
 describe("peer codec", () => {

@@ -19,6 +19,8 @@ const PEER_MESSAGE_TYPES = [
   "resyncDoneReply",
   "release",
   "stale",
+  "blockFetch",
+  "blockData",
 ] as const satisfies readonly PeerMessage["type"][];
 
 // Fails to compile if the core gains a message this list (and so the proto) lacks.
