@@ -73,6 +73,22 @@ export interface ReplicaInfo {
   readonly resync: ResyncInfo | null;
   /** The last finished region resync of this replica since the current mount, or null. */
   readonly lastResync: { readonly regions: number; readonly bytes: number; readonly ms: number } | null;
+  /** This replica's scrub, as its node reports it (null when the node is down). */
+  readonly scrub: ScrubInfo | null;
+  /** Rule 9 since its node started: blocks of this replica found corrupt; repairs it made as primary, and gave up. */
+  readonly corruptFound: number | null;
+  readonly repairsDone: number | null;
+  readonly repairsFailed: number | null;
+}
+
+export interface ScrubInfo {
+  /** A full-speed pass (Cluster.scrub, volctl scrub) is under way. */
+  readonly active: boolean;
+  readonly regionsDone: number;
+  readonly regionsTotal: number;
+  /** Corrupt blocks the scrub found, over every pass since the node started. */
+  readonly corruptFound: number;
+  readonly passesDone: number;
 }
 
 export interface ResyncInfo {
@@ -234,6 +250,28 @@ export class Cluster {
         }
       }),
     );
+  }
+
+  /**
+   * Starts a full-speed scrub pass of every replica of `name` on a node that
+   * is up: every block's checksum is verified, and a corrupt block is
+   * repaired from a good copy by the volume's primary (while a mount is
+   * active). Returns the nodes it started on; `volumeInfo` shows progress.
+   */
+  async scrub(name: string): Promise<string[]> {
+    this.checkOpen();
+    const v = await this.volumeInfo(name);
+    const up = v.replicas.filter((r) => r.up && r.state !== "unknown").map((r) => r.node);
+    await Promise.all(
+      up.map(async (node) => {
+        try {
+          await this.connectionOf(node).scrub(name);
+        } catch (e) {
+          throw errorOf(e);
+        }
+      }),
+    );
+    return up;
   }
 
   /** Every volume that any up node holds a replica of, with its health. */
@@ -432,7 +470,23 @@ function summarize(name: string, statuses: Map<string, ReplicaStatusMessage>, do
   const replicas: ReplicaInfo[] = replicaNodes.map((node) => {
     const s = statuses.get(node);
     if (s === undefined) {
-      return { node, up: !down.has(node), state: down.has(node) ? "down" : "unknown", consistent: null, promisedEpoch: null, head: null, commitLsn: null, lagRecords: null, primary: false, resync: null, lastResync: null };
+      return {
+        node,
+        up: !down.has(node),
+        state: down.has(node) ? "down" : "unknown",
+        consistent: null,
+        promisedEpoch: null,
+        head: null,
+        commitLsn: null,
+        lagRecords: null,
+        primary: false,
+        resync: null,
+        lastResync: null,
+        scrub: null,
+        corruptFound: null,
+        repairsDone: null,
+        repairsFailed: null,
+      };
     }
     const follower = active?.followers.find((f) => f.node === node);
     const lag = maxHead - (s.head?.lsn ?? 0);
@@ -456,6 +510,13 @@ function summarize(name: string, statuses: Map<string, ReplicaStatusMessage>, do
         follower !== undefined && follower.lastResyncRegions > 0
           ? { regions: follower.lastResyncRegions, bytes: follower.lastResyncBytes, ms: follower.lastResyncMs }
           : null,
+      scrub:
+        s.scrub === null
+          ? null
+          : { active: s.scrub.active, regionsDone: s.scrub.regionsDone, regionsTotal: s.scrub.regionsTotal, corruptFound: s.scrub.corruptFound, passesDone: s.scrub.passesDone },
+      corruptFound: s.corruptFound,
+      repairsDone: s.repairsDone,
+      repairsFailed: s.repairsFailed,
     };
   });
   const w = writeQuorum(replicaNodes.length);

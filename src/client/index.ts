@@ -30,6 +30,7 @@ export {
   type NodeInfo,
   type ReplicaInfo,
   type ResyncInfo,
+  type ScrubInfo,
   type VolumeInfo,
 } from "./cluster.js";
 export { Volume, type DegradedEvent, type FailoverEvent, type VolumeEvents } from "./volume.js";

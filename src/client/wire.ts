@@ -9,7 +9,7 @@ import { fromServiceError } from "../rpc/errors.js";
 import { FLOW_CONTROL_WINDOW_BYTES } from "../rpc/http2-window.js";
 import { ioMethodPath, passThrough } from "../rpc/io-frames.js";
 import { adminService, volumeService } from "../rpc/proto.js";
-import type { FollowerStatusWire, IoBatchOut, IoKindWire, IoReplyBatchIn, IoReplyIn, IoRequestOut, NodeStatusReplyWire } from "../rpc/volume-wire.js";
+import type { FollowerStatusWire, IoBatchOut, IoKindWire, IoReplyBatchIn, IoReplyIn, IoRequestOut, NodeStatusReplyWire, ScrubStatusWire } from "../rpc/volume-wire.js";
 import { asClientError, type VolumeError } from "./errors.js";
 import { clientLimits } from "./limits.js";
 
@@ -56,6 +56,10 @@ export interface ReplicaStatusMessage {
   leaseValid: boolean;
   followers: FollowerStatusMessage[];
   diskFailed: boolean;
+  scrub: ScrubStatusWire | null;
+  corruptFound: number;
+  repairsDone: number;
+  repairsFailed: number;
 }
 
 export type NodeStatusMessage = NodeStatusReplyWire;
@@ -153,6 +157,11 @@ export class NodeConnection {
   /** Sets the node's resync rate in bytes/s (0: unthrottled); answers the rate now in force. */
   setResyncRate(bytesPerSec: number): Promise<{ bytesPerSec: number }> {
     return this.unary(this.admin, "SetResyncRate", { bytesPerSec }, clientLimits.controlCallTimeoutMs);
+  }
+
+  /** Starts a full-speed scrub pass of the node's replica of `volume`. */
+  scrub(volume: string): Promise<object> {
+    return this.unary(this.admin, "Scrub", { volume }, clientLimits.controlCallTimeoutMs);
   }
 
   nodeStatus(): Promise<NodeStatusMessage> {

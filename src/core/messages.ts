@@ -183,6 +183,13 @@ export interface BlockData {
   readonly data: Uint8Array | null;
 }
 
+/** A follower found blocks of its own data failing their checksum (a scrub): the primary repairs them. */
+export interface CorruptReport {
+  readonly type: "corruptReport";
+  readonly epoch: Epoch;
+  readonly blocks: readonly BlockIndex[];
+}
+
 export type PeerMessage =
   | PromiseRequest
   | PromiseGranted
@@ -200,7 +207,8 @@ export type PeerMessage =
   | ReleaseRequest
   | StaleEpoch
   | BlockFetch
-  | BlockData;
+  | BlockData
+  | CorruptReport;
 
 // ---------------------------------------------------------------------------
 // Client requests, served by the node the client mounted through.

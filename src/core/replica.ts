@@ -19,6 +19,7 @@ import type {
   AppendRequest,
   BlockData,
   BlockFetch,
+  CorruptReport,
   ClientRequest,
   CoreAction,
   CoreEvent,
@@ -323,6 +324,10 @@ export class ReplicaCore {
   private resyncRegionIntervalTicks: number;
   private lastRegionSentTick = -Infinity;
   private nextRepairSeq = 1;
+  /** Rule 9 counters since this replica started: blocks of its own data found corrupt; repairs this primary made and gave up. */
+  private corruptFound = 0;
+  private repairsDone = 0;
+  private repairsFailed = 0;
   private readonly recordsPerMessageMax: number;
   private readonly recordsInFlightMax: number;
 
@@ -433,6 +438,10 @@ export class ReplicaCore {
       resyncTicks: number;
       lastResync: ResyncSummary | null;
     }[];
+    /** Rule 9 counters since this replica started. */
+    corruptFound: number;
+    repairsDone: number;
+    repairsFailed: number;
   } {
     const p = this.primary;
     return {
@@ -458,6 +467,9 @@ export class ReplicaCore {
               resyncTicks: f.resync === null ? 0 : this.now - f.resync.startedTick,
               lastResync: f.lastResync,
             })),
+      corruptFound: this.corruptFound,
+      repairsDone: this.repairsDone,
+      repairsFailed: this.repairsFailed,
     };
   }
 
@@ -712,6 +724,8 @@ export class ReplicaCore {
         return this.onBlockFetch(from, msg);
       case "blockData":
         return this.onBlockData(from, msg);
+      case "corruptReport":
+        return this.onCorruptReport(from, msg);
       default:
         throw new Error(`Unknown message ${JSON.stringify(msg satisfies never)}`);
     }
@@ -1482,18 +1496,36 @@ export class ReplicaCore {
   // good copy, and its reads fail CORRUPT: bad bytes are never returned.
 
   private onCorrupt(blocks: readonly BlockIndex[], read: { reqId: RequestId; req: ReadRequest } | null): void {
+    this.corruptFound += blocks.length;
+    this.trace("corrupt blocks found", { blocks: blocks.join(","), forRead: read !== null });
     const p = this.primary;
     if (p === null || p.phase !== "active") {
       if (read !== null) this.fail(read.reqId, "CORRUPT", `Blocks ${blocks.join(", ")} of ${this.config.name} failed their checksum on ${this.nodeId}, which is no longer the primary`);
+      // A follower's own copies (found by a scrub): the primary of its promised epoch repairs them.
+      if (this.promisedTo !== null && this.promisedTo !== this.nodeId && this.consistent) {
+        this.send(this.promisedTo, { type: "corruptReport", epoch: this.promisedEpoch, blocks: [...blocks] } satisfies CorruptReport);
+      }
       return;
     }
-    this.trace("corrupt blocks found", { blocks: blocks.join(","), forRead: read !== null });
     if (read !== null) {
       p.readsAwaitingRepair.push({ reqId: read.reqId, req: read.req, waitingFor: new Set(blocks), dependsOnLsn: asLsn(0), deadline: this.now + this.timing.writeTimeoutTicks });
     }
+    this.startRepairs(p, blocks, this.nodeId);
+  }
+
+  private onCorruptReport(from: NodeId, m: CorruptReport): void {
+    const p = this.primary;
+    if (p === null || p.phase !== "active" || m.epoch !== p.epoch) return;
+    const blocks = m.blocks.filter((b) => b >= 0 && b < this.config.blockCount);
+    this.trace("follower reports corrupt blocks", { follower: from, blocks: blocks.join(",") });
+    this.startRepairs(p, blocks, from);
+  }
+
+  /** Repairs blocks whose copy on `bad` failed its checksum: from this primary's own copy first, else a follower's. */
+  private startRepairs(p: PrimarySession, blocks: readonly BlockIndex[], bad: NodeId): void {
     for (const b of blocks) {
       if (p.repairs.has(b)) continue;
-      p.repairs.set(b, { asked: new Set(), asking: null, seq: 0, sentTick: this.now });
+      p.repairs.set(b, { asked: new Set([bad]), asking: null, seq: 0, sentTick: this.now });
       this.askForBlock(p, b);
     }
   }
@@ -1501,8 +1533,18 @@ export class ReplicaCore {
   private askForBlock(p: PrimarySession, block: number): void {
     const r = p.repairs.get(block);
     if (r === undefined) return;
+    if (!r.asked.has(this.nodeId)) {
+      // This primary's own copy: its driver reads it and hands it back as BlockData from itself.
+      r.asked.add(this.nodeId);
+      r.asking = this.nodeId;
+      r.seq = this.nextRepairSeq++;
+      r.sentTick = this.now;
+      this.out.push({ type: "sendBlock", to: this.nodeId, epoch: p.epoch, seq: r.seq, block: asBlock(block) });
+      return;
+    }
     const next = [...p.followers.values()].find((f) => f.consistent && f.resync === null && !r.asked.has(f.node));
     if (next === undefined) {
+      this.repairsFailed++;
       p.repairs.delete(block);
       this.trace("corrupt block has no good copy", { block });
       const message = `Block ${block} of ${this.config.name} failed its checksum on ${this.nodeId}, and no in-sync replica has a good copy of it`;
@@ -1545,6 +1587,7 @@ export class ReplicaCore {
       else content.fill(0);
     }
     p.repairs.delete(m.block);
+    this.repairsDone++;
     const record: LogRecord = {
       epoch: p.epoch,
       lsn: asLsn(head + 1),

@@ -64,6 +64,10 @@ export function replicaStatus(d: VolumeDriver, nodeId: string): ReplicaStatusWir
     primaryPhase: s.primary?.phase ?? "",
     primaryClient: s.primary?.clientId ?? "",
     leaseValid: s.primary?.leaseValid ?? false,
+    scrub: { ...d.scrubStatus(), lastPassMs: d.scrubStatus().lastPassMs ?? 0 },
+    corruptFound: s.corruptFound,
+    repairsDone: s.repairsDone,
+    repairsFailed: s.repairsFailed,
     followers: s.followers.map((f) => ({
       node: f.node,
       matchLsn: f.matchLsn,
@@ -120,6 +124,10 @@ export function adminService(host: ReplicaHost): UntypedServiceImplementation {
         resyncBytesPerSec: host.resyncRate() ?? 0,
       }),
     ),
+    Scrub: unary((req: { volume: string }) => {
+      host.driver(req.volume).startScrub();
+      return {};
+    }),
     SetResyncRate: unary((req: { bytesPerSec: number }) => {
       host.setResyncRate(req.bytesPerSec === 0 ? null : req.bytesPerSec);
       return { bytesPerSec: host.resyncRate() ?? 0 };

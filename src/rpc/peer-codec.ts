@@ -188,6 +188,8 @@ export function encodePeerMessage(volume: string, msg: PeerMessage, payloads: Ui
       return { volume, stale: { epoch: msg.epoch, promisedEpoch: msg.promisedEpoch } };
     case "blockFetch":
       return { volume, blockFetch: { epoch: msg.epoch, seq: msg.seq, block: msg.block } };
+    case "corruptReport":
+      return { volume, corruptReport: { epoch: msg.epoch, blocks: [...msg.blocks] } };
     case "blockData":
       if (msg.data !== null) payloads.push(msg.data);
       return {
@@ -263,6 +265,7 @@ const CLIENT_ID_BYTES_MAX = 255;
 const RECORDS_PER_MESSAGE_MAX = 1 << 20;
 const SESSIONS_MAX = 1 << 16;
 const REGIONS_MAX = 1 << 24;
+const CORRUPT_REPORT_BLOCKS_MAX = 1 << 16;
 
 function recordIn(x: unknown, what: string): LogRecord {
   const o = obj(x, what);
@@ -401,6 +404,12 @@ export function decodePeerMessage(wire: unknown): { volume: string; msg: PeerMes
         return { type: "stale", epoch, promisedEpoch: asEpoch(uint(b["promisedEpoch"], "stale.promisedEpoch")) };
       case "blockFetch":
         return { type: "blockFetch", epoch, seq: uint(b["seq"], "blockFetch.seq"), block: asBlock(uint(b["block"], "blockFetch.block")) };
+      case "corruptReport":
+        return {
+          type: "corruptReport",
+          epoch,
+          blocks: arr(b["blocks"], "corruptReport.blocks", CORRUPT_REPORT_BLOCKS_MAX).map((x, i) => asBlock(uint(x, `corruptReport.blocks[${i}]`))),
+        };
       case "blockData": {
         const data = bytes(b["data"], "blockData.data");
         const hasData = bool(b["hasData"], "blockData.hasData");

@@ -120,6 +120,19 @@ export interface ReplicaStatusWire {
   leaseValid: boolean;
   followers: FollowerStatusWire[];
   diskFailed: boolean;
+  scrub: ScrubStatusWire;
+  corruptFound: number;
+  repairsDone: number;
+  repairsFailed: number;
+}
+
+export interface ScrubStatusWire {
+  active: boolean;
+  regionsDone: number;
+  regionsTotal: number;
+  corruptFound: number;
+  passesDone: number;
+  lastPassMs: number;
 }
 
 export interface NodeStatusReplyWire {

@@ -92,4 +92,46 @@ describe("repair of corrupt blocks", () => {
     expect(Buffer.from(await vol.read(101 * BLOCK, BLOCK)).equals(fresh)).toBe(true);
     await vol.close();
   }, 90_000);
+
+  it("finds a corrupt copy on a follower by scrub and rewrites it from the primary's", async () => {
+    const data = randomBytes(8 * BLOCK);
+    let vol = await cluster.mount("rep", { mode: "rw" });
+    await vol.write(200 * BLOCK, data);
+    const primary = vol.primary;
+    await vol.close();
+    const follower = c.nodes.map((n) => n.id).find((id) => id !== primary) ?? "";
+    await c.kill(follower, "SIGTERM");
+    await flipByte(c, follower, "rep", 203);
+    await c.restart(follower);
+    // A live mount: its primary repairs what the follower reports.
+    vol = await cluster.mount("rep", { mode: "rw" });
+    expect(vol.primary).toBe(primary);
+    const started = await cluster.scrub("rep");
+    expect(started.sort()).toEqual(c.nodes.map((n) => n.id).sort());
+    const until = Date.now() + 30_000;
+    let info = await cluster.volumeInfo("rep");
+    const repaired = (): boolean => {
+      const f = info.replicas.find((r) => r.node === follower);
+      const p = info.replicas.find((r) => r.node === primary);
+      return info.replicas.every((r) => r.scrub?.active === false) && (f?.corruptFound ?? 0) >= 1 && (p?.repairsDone ?? 0) >= 1;
+    };
+    while (!repaired() && Date.now() < until) {
+      await new Promise((r) => setTimeout(r, 200));
+      info = await cluster.volumeInfo("rep");
+    }
+    expect(repaired(), JSON.stringify(info.replicas)).toBe(true);
+    expect(Buffer.from(await vol.read(200 * BLOCK, data.length)).equals(data)).toBe(true);
+    await vol.close();
+    // The follower's data file holds the good bytes again (checkpointed at its clean stop).
+    await c.kill(follower, "SIGTERM");
+    const f = await open(path.join(c.node(follower).dataDir, "volumes", "rep", "blocks"), "r");
+    try {
+      const b = Buffer.alloc(BLOCK);
+      await f.read(b, 0, BLOCK, 203 * BLOCK);
+      expect(b.equals(data.subarray(3 * BLOCK, 4 * BLOCK))).toBe(true);
+    } finally {
+      await f.close();
+    }
+    await c.restart(follower);
+  }, 90_000);
 });

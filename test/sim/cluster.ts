@@ -18,6 +18,8 @@ export const SIM_BLOCK_COUNT = 16;
 /** Blocks 0..LINEAR_BLOCKS-1 take only writes (checked for linearizability); the rest take trims and zeroes too. */
 export const LINEAR_BLOCKS = 12;
 export const SIM_REGION_BLOCKS = 2;
+/** Ticks between the regions a node scrubs. */
+const SIM_SCRUB_INTERVAL = 150;
 
 export const SIM_TIMING: CoreTiming = {
   leaseTicks: 100,
@@ -253,6 +255,17 @@ export class SimCluster {
       this.at(this.rng.int(20, 80), checkpointLoop);
     };
     this.at(this.rng.int(20, 80), checkpointLoop);
+    // A scrub, one region at a time, as the driver runs one (rule 9 for copies no read touches).
+    let scrubRegion = 0;
+    const scrubLoop = (): void => {
+      if (n.incarnation !== inc || n.core === null) return;
+      const first = scrubRegion * SIM_REGION_BLOCKS;
+      const bad = n.disk.corruptIn(first, Math.min(SIM_REGION_BLOCKS, SIM_BLOCK_COUNT - first));
+      if (bad.length > 0) this.step(n, { type: "corrupt", blocks: bad.map(asBlock), read: null });
+      scrubRegion = (scrubRegion + 1) % Math.ceil(SIM_BLOCK_COUNT / SIM_REGION_BLOCKS);
+      this.at(SIM_SCRUB_INTERVAL, scrubLoop);
+    };
+    this.at(SIM_SCRUB_INTERVAL, scrubLoop);
   }
 
   /** An event for the node's core after the actions being executed (the driver's inbox). */
@@ -363,7 +376,10 @@ export class SimCluster {
       }
       case "sendBlock": {
         const data = n.disk.isCorrupt(a.block) ? null : n.disk.readBlocks(a.block, 1, []);
-        this.sendPeer(n.id, a.to, { type: "blockData", epoch: a.epoch, seq: a.seq, block: a.block, appliedLsn: n.disk.appliedLsn(), data });
+        const msg = { type: "blockData", epoch: a.epoch, seq: a.seq, block: a.block, appliedLsn: n.disk.appliedLsn(), data } as const;
+        // To itself (a primary's own copy): back through its inbox, as the driver does.
+        if (a.to === n.id) this.postLater(n, { type: "message", from: n.id, msg });
+        else this.sendPeer(n.id, a.to, msg);
         return;
       }
       case "sendRegion": {

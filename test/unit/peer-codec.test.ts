@@ -43,6 +43,7 @@ const MESSAGES: PeerMessage[] = [
   { type: "release", epoch: asEpoch(3) },
   { type: "stale", epoch: asEpoch(2), promisedEpoch: asEpoch(3) },
   { type: "blockFetch", epoch: asEpoch(3), seq: 4, block: asBlock(77) },
+  { type: "corruptReport", epoch: asEpoch(3), blocks: [asBlock(1), asBlock(9)] },
   { type: "blockData", epoch: asEpoch(3), seq: 4, block: asBlock(77), appliedLsn: asLsn(12), data },
   { type: "blockData", epoch: asEpoch(3), seq: 5, block: asBlock(78), appliedLsn: asLsn(12), data: null },
 ];

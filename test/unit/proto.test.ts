@@ -21,6 +21,7 @@ const PEER_MESSAGE_TYPES = [
   "stale",
   "blockFetch",
   "blockData",
+  "corruptReport",
 ] as const satisfies readonly PeerMessage["type"][];
 
 // Fails to compile if the core gains a message this list (and so the proto) lacks.
