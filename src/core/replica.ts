@@ -914,6 +914,28 @@ export class ReplicaCore {
     const holdsSnapshot = this.log.holds(effective);
     if (holdsSnapshot && this.commitLsn < effective.lsn) this.commitLsn = effective.lsn;
     this.applyCommitted();
+    if (this.consistent && holdsSnapshot) {
+      // A consistent replica whose log holds the snapshot holds every record
+      // up to it (a log has no gaps): applied now, its blocks are the
+      // snapshot's state. It stays consistent and keeps its log: dropping
+      // records it acknowledged would leave them on fewer replicas, maybe on
+      // none if the primary fails now (found by the simulator, seed 1841).
+      // It takes the regions the primary still sends (copies of the same
+      // committed history, installed once applied through their copy point).
+      this.resyncSnapshot = m.snapshot;
+      this.deferredInstalls.length = 0;
+      this.regionsInstalled.clear();
+      this.trace("region resync begins: this log holds the snapshot, the replica stays consistent", { snapshot: formatVersion(m.snapshot) });
+      this.replyWhenDurable(from, epoch, effective.lsn, () => ({
+        type: "resyncBeginReply",
+        epoch,
+        seq: m.seq,
+        snapshot: m.snapshot,
+        effectiveSnapshot: effective,
+        regionVersions,
+      }) satisfies ResyncBeginReply);
+      return;
+    }
     // What this replica vouches for from now on: what it acknowledged while
     // consistent, which its log keeps when it holds the snapshot.
     const through = this.consistent ? this.log.head() : (this.consistentThrough ?? effective);
@@ -947,7 +969,7 @@ export class ReplicaCore {
 
   private onRegion(from: NodeId, m: RegionCopy): void {
     if (!this.admitPrimaryMessage(from, m.epoch)) return;
-    if (this.consistent || this.resyncSnapshot === null) return; // a late duplicate
+    if (this.resyncSnapshot === null) return; // a late duplicate
     this.deferredInstalls.push({ from, msg: m });
   }
 
@@ -982,7 +1004,10 @@ export class ReplicaCore {
     if (!this.admitPrimaryMessage(from, m.epoch)) return;
     const epoch = m.epoch;
     const done = (): void => this.send(from, { type: "resyncDoneReply", epoch, snapshot: m.snapshot } satisfies ResyncDoneReply);
-    if (this.consistent) return done();
+    if (this.consistent) {
+      if (this.resyncSnapshot !== null && versionEquals(this.resyncSnapshot, m.snapshot)) this.resyncSnapshot = null;
+      return done();
+    }
     if (this.resyncSnapshot === null || !versionEquals(this.resyncSnapshot, m.snapshot)) return;
     this.out.push({
       type: "markConsistent",
@@ -1313,11 +1338,8 @@ export class ReplicaCore {
   private appendAsPrimary(p: PrimarySession, record: LogRecord): void {
     assert(this.primary === p && this.promisedEpoch === p.epoch, "Only the primary of the promised epoch appends");
     this.log.append([record]);
-    // Sent before the local append is issued: the followers' disks work
-    // while this one does (the driver issues actions in order, and a store
-    // may write a small group at once).
-    for (const f of p.followers.values()) this.sendAppends(p, f, false);
     this.logOp(null, (token) => ({ type: "appendLog", records: [record], token }));
+    for (const f of p.followers.values()) this.sendAppends(p, f, false);
   }
 
   private onWrite(reqId: RequestId, req: WriteRequest): void {
@@ -1499,7 +1521,8 @@ export class ReplicaCore {
     this.corruptFound += blocks.length;
     this.trace("corrupt blocks found", { blocks: blocks.join(","), forRead: read !== null });
     const p = this.primary;
-    if (p === null || p.phase !== "active") {
+    // A mounting primary repairs too: its resyncs may wait on the block.
+    if (p === null || (p.phase !== "active" && p.phase !== "mounting")) {
       if (read !== null) this.fail(read.reqId, "CORRUPT", `Blocks ${blocks.join(", ")} of ${this.config.name} failed their checksum on ${this.nodeId}, which is no longer the primary`);
       // A follower's own copies (found by a scrub): the primary of its promised epoch repairs them.
       if (this.promisedTo !== null && this.promisedTo !== this.nodeId && this.consistent) {
@@ -1515,7 +1538,7 @@ export class ReplicaCore {
 
   private onCorruptReport(from: NodeId, m: CorruptReport): void {
     const p = this.primary;
-    if (p === null || p.phase !== "active" || m.epoch !== p.epoch) return;
+    if (p === null || (p.phase !== "active" && p.phase !== "mounting") || m.epoch !== p.epoch) return;
     const blocks = m.blocks.filter((b) => b >= 0 && b < this.config.blockCount);
     this.trace("follower reports corrupt blocks", { follower: from, blocks: blocks.join(",") });
     this.startRepairs(p, blocks, from);
@@ -1570,17 +1593,25 @@ export class ReplicaCore {
 
   private onBlockData(from: NodeId, m: BlockData): void {
     const p = this.primary;
-    if (p === null || p.phase !== "active" || m.epoch !== p.epoch) return;
+    if (p === null || (p.phase !== "active" && p.phase !== "mounting") || m.epoch !== p.epoch) return;
     const r = p.repairs.get(m.block);
     if (r === undefined || r.asking !== from || r.seq !== m.seq) return;
     const head = this.log.head().lsn;
-    // The copy must be a state of this history this log can bring forward.
-    if (m.data === null || m.data.length !== this.config.blockSize || m.appliedLsn > head || (m.appliedLsn < head && this.log.startLsn() > m.appliedLsn + 1)) {
-      return this.askForBlock(p, m.block);
+    if (m.data === null || m.data.length !== this.config.blockSize || m.appliedLsn > head) return this.askForBlock(p, m.block);
+    // The copy is brought forward with the records after its applied point
+    // that touch the block, which this log must hold: all of them, or (when
+    // it no longer retains them) those after this primary's own applied
+    // point, if its version of the block's region says no record touched
+    // it between the copy's applied point and there.
+    const regionVersion = this.regionVersions[this.regionOf(m.block)];
+    let from_ = m.appliedLsn + 1;
+    if (from_ <= head && this.log.startLsn() > from_) {
+      if (regionVersion === undefined || regionVersion.lsn > m.appliedLsn || this.log.startLsn() > this.appliedLsn + 1) return this.askForBlock(p, m.block);
+      from_ = this.appliedLsn + 1;
     }
     const content = new Uint8Array(m.data);
     const bs = this.config.blockSize;
-    const later = m.appliedLsn < head ? this.log.slice(asLsn(m.appliedLsn + 1), head) : [];
+    const later = from_ <= head ? this.log.slice(asLsn(from_), head) : [];
     for (const x of later) {
       if (this.bugs.repairNoOverlay || !touches(x, m.block, 1)) continue;
       if (x.kind === "write" && x.data !== null) content.set(x.data.subarray((m.block - x.block) * bs, (m.block - x.block + 1) * bs));
@@ -1685,7 +1716,10 @@ export class ReplicaCore {
         const theirs = r.theirVersions[i];
         const mine = this.regionVersions[i];
         assert(mine !== undefined);
-        if (theirs === undefined || !versionEquals(theirs, mine)) r.todo.push(i);
+        // REGION_DIRTY equals no version, not even itself: such a region is
+        // copied whatever this primary's version says (seed 3707 resynced a
+        // replica whose dirty regions matched a primary's dirty ones).
+        if (theirs === undefined || isRegionDirty(theirs) || isRegionDirty(mine) || !versionEquals(theirs, mine)) r.todo.push(i);
       }
       r.regionsTotal = r.todo.length;
       r.theirVersions = null;
@@ -1842,4 +1876,9 @@ function removeWhere<T>(xs: T[], pred: (x: T) => boolean): void {
   let j = 0;
   for (const x of xs) if (!pred(x)) xs[j++] = x;
   xs.length = j;
+}
+
+/** A region version that says "applied to while inconsistent": never equal to another version. */
+function isRegionDirty(v: Version): boolean {
+  return v.epoch === REGION_DIRTY.epoch && v.lsn === REGION_DIRTY.lsn;
 }

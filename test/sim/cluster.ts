@@ -277,15 +277,20 @@ export class SimCluster {
   }
 
   /**
-   * Media corruption of one block's copy on one replica, where no other
-   * replica's copy of it is corrupt (so a good copy exists somewhere, though
-   * maybe not on an in-sync replica). Returns what it did, for the trace.
+   * Media corruption of one block's copy on one replica. Disk faults, bit
+   * flips in a log included, stay on at most N - W replicas (beyond that the
+   * promises do not claim to hold), so a good copy of every block exists on
+   * W replicas.
    */
   corruptRandomBlock(rng: Random): void {
-    const nodes = [...this.nodes.values()];
+    const nodes = [...this.nodes.values()].filter((o) => this.flipped.has(o.id) || this.flipsLeft > 0);
+    if (nodes.length === 0) return;
     const n = rng.pick(nodes);
     const block = rng.int(0, SIM_BLOCK_COUNT - 1);
-    if (nodes.some((o) => o.disk.isCorrupt(block))) return;
+    if (!this.flipped.has(n.id)) {
+      this.flipsLeft--;
+      this.flipped.add(n.id);
+    }
     n.disk.corruptBlock(block);
     this.trace(`${n.id} CORRUPTION of block ${block}`);
   }

@@ -27,8 +27,14 @@ describe("simulator, clean seeds", () => {
     // acknowledged without the lease; 381: a base restarted with less than
     // it promised; 6955, 12831: a lost promise round erased the old lease,
     // so the next round did not wait for it; 8526: a stale answer restarted
-    // a finished resync.
-    const failures = [497, 1150, 565, 17304, 381, 432, 48, 9, 6955, 12831, 8526].flatMap((seed) => {
+    // a finished resync; 1841: a caught-up replica dropped acknowledged
+    // records from its log at a region resync whose primary then failed,
+    // leaving no log to bring the others forward (a livelock of mounts);
+    // 3707, 1667: a region applied to while inconsistent (REGION_DIRTY)
+    // compared equal to a primary's dirty one and was not copied.
+    // (Seeds replay today's schedules: the simulator's faults grew since
+    // some of them were found.)
+    const failures = [497, 1150, 565, 17304, 381, 432, 48, 9, 6955, 12831, 8526, 1841, 3707, 1667].flatMap((seed) => {
       const r = runSeed({ seed });
       return r.ok ? [] : [`seed ${seed}: ${r.violations.map((v) => `${v.promise}: ${v.detail}`).join("; ")}`];
     });
