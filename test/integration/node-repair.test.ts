@@ -26,6 +26,20 @@ async function flipByte(c: TestCluster, node: string, volume: string, block: num
   }
 }
 
+/** Waits until `nodes` applied every write `primary` committed: a clean stop then puts them in the data file. */
+async function waitApplied(c: TestCluster, primary: string, nodes: readonly string[]): Promise<void> {
+  const { commitLsn } = await c.adminCall<{ commitLsn: number }>(primary, "ReplicaStatus", { volume: "rep" });
+  for (const node of nodes) {
+    const until = Date.now() + 10_000;
+    for (;;) {
+      const s = await c.adminCall<{ appliedLsn: number }>(node, "ReplicaStatus", { volume: "rep" });
+      if (s.appliedLsn >= commitLsn) break;
+      if (Date.now() >= until) throw new Error(`${node} did not apply through ${commitLsn} in 10 s (applied ${s.appliedLsn})`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  }
+}
+
 describe("repair of corrupt blocks", () => {
   let c: TestCluster;
   let cluster: Cluster;
@@ -77,6 +91,7 @@ describe("repair of corrupt blocks", () => {
     await vol.write(100 * BLOCK, data);
     const primary = vol.primary;
     await vol.close();
+    await waitApplied(c, primary, c.nodes.map((n) => n.id));
     for (const n of c.nodes) {
       await c.kill(n.id, "SIGTERM");
       await flipByte(c, n.id, "rep", 101);
@@ -100,6 +115,7 @@ describe("repair of corrupt blocks", () => {
     const primary = vol.primary;
     await vol.close();
     const follower = c.nodes.map((n) => n.id).find((id) => id !== primary) ?? "";
+    await waitApplied(c, primary, [follower]);
     await c.kill(follower, "SIGTERM");
     await flipByte(c, follower, "rep", 203);
     await c.restart(follower);
@@ -119,7 +135,8 @@ describe("repair of corrupt blocks", () => {
       await new Promise((r) => setTimeout(r, 200));
       info = await cluster.volumeInfo("rep");
     }
-    expect(repaired(), JSON.stringify(info.replicas)).toBe(true);
+    const trail = c.nodes.flatMap((n) => n.lines.filter((l) => /corrupt|repair|scrub/.test(l)).map((l) => `${n.id} ${l}`));
+    expect(repaired(), `${JSON.stringify(info.replicas)}\n${trail.slice(-40).join("\n")}`).toBe(true);
     expect(Buffer.from(await vol.read(200 * BLOCK, data.length)).equals(data)).toBe(true);
     await vol.close();
     // The follower's data file holds the good bytes again (checkpointed at its clean stop).
