@@ -914,18 +914,11 @@ export class ReplicaCore {
     const holdsSnapshot = this.log.holds(effective);
     if (holdsSnapshot && this.commitLsn < effective.lsn) this.commitLsn = effective.lsn;
     this.applyCommitted();
-    if (this.consistent && holdsSnapshot) {
-      // A consistent replica whose log holds the snapshot holds every record
-      // up to it (a log has no gaps): applied now, its blocks are the
-      // snapshot's state. It stays consistent and keeps its log: dropping
-      // records it acknowledged would leave them on fewer replicas, maybe on
-      // none if the primary fails now (found by the simulator, seed 1841).
-      // It takes the regions the primary still sends (copies of the same
-      // committed history, installed once applied through their copy point).
+    // Takes the regions of this resync from now on, and answers once the log is where the reply says.
+    const awaitRegions = (): void => {
       this.resyncSnapshot = m.snapshot;
       this.deferredInstalls.length = 0;
       this.regionsInstalled.clear();
-      this.trace("region resync begins: this log holds the snapshot, the replica stays consistent", { snapshot: formatVersion(m.snapshot) });
       this.replyWhenDurable(from, epoch, effective.lsn, () => ({
         type: "resyncBeginReply",
         epoch,
@@ -934,7 +927,17 @@ export class ReplicaCore {
         effectiveSnapshot: effective,
         regionVersions,
       }) satisfies ResyncBeginReply);
-      return;
+    };
+    if (this.consistent && holdsSnapshot) {
+      // A consistent replica whose log holds the snapshot holds every record
+      // up to it (a log has no gaps): applied now, its blocks are the
+      // snapshot's state. It stays consistent and keeps its log: dropping
+      // records it acknowledged would leave them on fewer replicas, maybe on
+      // none if the primary fails now (found by the simulator, seed 1841).
+      // It takes the regions the primary still sends (copies of the same
+      // committed history, installed once applied through their copy point).
+      this.trace("region resync begins: this log holds the snapshot, the replica stays consistent", { snapshot: formatVersion(m.snapshot) });
+      return awaitRegions();
     }
     // What this replica vouches for from now on: what it acknowledged while
     // consistent, which its log keeps when it holds the snapshot.
@@ -951,20 +954,10 @@ export class ReplicaCore {
     if (this.commitLsn < effective.lsn) this.commitLsn = effective.lsn;
     this.consistent = false;
     this.consistentThrough = consistentThrough;
-    this.resyncSnapshot = m.snapshot;
-    this.deferredInstalls.length = 0;
-    this.regionsInstalled.clear();
     this.trace("region resync begins", { snapshot: formatVersion(m.snapshot), logFrom: formatVersion(effective), kept: this.log.length() });
     const persisted = this.sessions;
     this.logOp(effective.lsn, (token) => ({ type: "resetLogForResync", snapshot: effective, sessions: persisted, consistentThrough, token }));
-    this.replyWhenDurable(from, epoch, effective.lsn, () => ({
-      type: "resyncBeginReply",
-      epoch,
-      seq: m.seq,
-      snapshot: m.snapshot,
-      effectiveSnapshot: effective,
-      regionVersions,
-    }) satisfies ResyncBeginReply);
+    awaitRegions();
   }
 
   private onRegion(from: NodeId, m: RegionCopy): void {
