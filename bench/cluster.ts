@@ -14,7 +14,12 @@
  * measure that.
  *
  * Prints IOPS, MB/s, p50 and p99 latency per workload and target, and each
- * node's peak resident memory (VmHWM). Three nodes on one 2-core machine
+ * node's peak resident memory (VmHWM). Then the resync rows (skip them with
+ * --no-resync): a replica is SIGKILLed while RESYNC_CHANGED_BYTES are
+ * written (more than the primary's log retains, so it comes back by region
+ * resync); its resync is timed unthrottled (MB/s of region bytes copied),
+ * then again at the default rate while randwrite-4k-qd32 runs, next to
+ * randwrite-4k-qd32 without a resync. Three nodes on one 2-core machine
  * share its disk and cores: these are not production figures.
  */
 import { randomBytes } from "node:crypto";
@@ -23,7 +28,8 @@ import * as fs from "node:fs/promises";
 import * as path from "node:path";
 import { performance } from "node:perf_hooks";
 import { connect, type Volume } from "../src/client/index.js";
-import { startCluster } from "../test/integration/harness.js";
+import { DEFAULT_RESYNC_BYTES_PER_SEC } from "../src/rpc/cluster-config.js";
+import { startCluster, type TestCluster } from "../test/integration/harness.js";
 
 const BLOCK = 4096;
 const VOLUME_BYTES = 256 * 1024 * 1024;
@@ -61,6 +67,7 @@ function arg(name: string): string | undefined {
 const json = process.argv.includes("--json");
 const seconds = Number(arg("--seconds") ?? "5");
 if (!(seconds > 0 && seconds <= 120)) throw new Error("--seconds takes a number from 0 to 120");
+const withResync = !process.argv.includes("--no-resync");
 const rampSeconds = Number(arg("--ramp") ?? "2");
 if (!(rampSeconds >= 0 && rampSeconds <= 60)) throw new Error("--ramp takes a number from 0 to 60");
 const selected = arg("--workloads")?.split(",") ?? WORKLOADS.map((w) => w.name);
@@ -139,6 +146,93 @@ class LocalFile {
   }
 }
 
+/** Written while the replica is away: past twice the retained log, so the resync is by regions. */
+const RESYNC_CHANGED_BYTES = 192 * 1024 * 1024;
+const RESYNC_VOLUME_BYTES = 256 * 1024 * 1024;
+const RESYNC_WAIT_MS = 120_000;
+
+interface FollowerView {
+  node: string;
+  consistent: boolean;
+  resyncing: boolean;
+  matchLsn: number;
+  lastResyncBytes: number;
+  lastResyncMs: number;
+}
+
+/** Kills `follower`, writes RESYNC_CHANGED_BYTES, restarts it; resolves once it is back (the caller measures meanwhile). */
+async function awayAndBack(cluster: TestCluster, vol: Volume, follower: string): Promise<void> {
+  await cluster.kill(follower, "SIGKILL");
+  const chunk = randomBytes(1024 * 1024);
+  let next = 0;
+  const writer = async (): Promise<void> => {
+    while (next < RESYNC_CHANGED_BYTES) {
+      const at = next;
+      next += chunk.length;
+      await vol.write(at, chunk);
+    }
+  };
+  await Promise.all(Array.from({ length: 8 }, writer));
+  await cluster.restart(follower);
+}
+
+/** Waits until the primary reports `follower` in sync; its last resync's bytes and ms. */
+async function waitInSync(cluster: TestCluster, primary: string, follower: string): Promise<{ bytes: number; ms: number }> {
+  const until = performance.now() + RESYNC_WAIT_MS;
+  while (performance.now() < until) {
+    const s = await cluster.adminCall<{ commitLsn: number; followers: FollowerView[] }>(primary, "ReplicaStatus", { volume: "resync" });
+    const f = s.followers.find((x) => x.node === follower);
+    if (f !== undefined && f.consistent && !f.resyncing && f.matchLsn >= s.commitLsn && f.lastResyncBytes > 0) return { bytes: f.lastResyncBytes, ms: f.lastResyncMs };
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  throw new Error(`${follower} was not back in sync within ${RESYNC_WAIT_MS} ms`);
+}
+
+async function benchResync(cluster: TestCluster): Promise<Result[]> {
+  const rows: Result[] = [];
+  await cluster.createVolume("resync", RESYNC_VOLUME_BYTES / BLOCK);
+  const client = await connect({ cluster: cluster.clusterFile });
+  try {
+    const vol = await client.mount("resync", { mode: "rw" });
+    try {
+      const primary = vol.primary;
+      const follower = cluster.nodes.map((n) => n.id).find((id) => id !== primary) ?? "";
+      const w = WORKLOADS.find((x) => x.name === "randwrite-4k-qd32");
+      if (w === undefined) throw new Error("randwrite-4k-qd32 is gone");
+      const data = randomBytes(BLOCK);
+      const fg = (): Promise<Omit<Result, "workload" | "target">> => run(w, (offset) => vol.write(offset, data), seconds);
+
+      await client.setResyncRate(null);
+      await awayAndBack(cluster, vol, follower);
+      const unthrottled = await waitInSync(cluster, primary, follower);
+      const mbps = Math.round(unthrottled.bytes / (unthrottled.ms / 1000) / 1e6);
+      rows.push({ workload: "resync-unthrottled", target: "replivol", iops: 0, mbps, p50_us: 0, p99_us: 0 });
+      if (!json) console.error(`replivol resync unthrottled: ${unthrottled.bytes} bytes of regions in ${unthrottled.ms} ms, ${mbps} MB/s`);
+
+      const quiet = await fg();
+      rows.push({ workload: "randwrite-4k-qd32-no-resync", target: "replivol", ...quiet });
+
+      await client.setResyncRate(DEFAULT_RESYNC_BYTES_PER_SEC);
+      await awayAndBack(cluster, vol, follower);
+      const during = await fg();
+      const s = await cluster.adminCall<{ followers: FollowerView[] }>(primary, "ReplicaStatus", { volume: "resync" });
+      const stillResyncing = s.followers.find((x) => x.node === follower)?.resyncing === true;
+      rows.push({ workload: "randwrite-4k-qd32-during-resync", target: "replivol", ...during });
+      if (!json) {
+        console.error(
+          `replivol randwrite-4k-qd32 during a resync at ${DEFAULT_RESYNC_BYTES_PER_SEC / 1048576} MiB/s: ${during.iops} IOPS vs ${quiet.iops} without (${(during.iops / Math.max(1, quiet.iops)).toFixed(2)}×)${stillResyncing ? "" : " (the resync ended before the run did)"}`,
+        );
+      }
+      await waitInSync(cluster, primary, follower);
+    } finally {
+      await vol.close();
+    }
+  } finally {
+    await client.close();
+  }
+  return rows;
+}
+
 async function peakRssMib(pid: number | null): Promise<number> {
   if (pid === null) return 0;
   const status = await readFile(`/proc/${pid}/status`, "utf8").catch(() => "");
@@ -177,6 +271,7 @@ async function main(): Promise<void> {
       await client.close();
     }
     rss = Object.fromEntries(await Promise.all(cluster.nodes.map(async (n) => [n.id, await peakRssMib(n.pid)] as const)));
+    if (withResync) results.push(...(await benchResync(cluster)));
   } finally {
     await cluster.stop();
   }

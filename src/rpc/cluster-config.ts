@@ -6,7 +6,7 @@
  *   nodes:
  *     - id: n1
  *       address: 127.0.0.1:7101
- *   resyncBytesPerSec: 104857600   # optional
+ *   resyncBytesPerSec: 104857600   # optional: a number, or "unlimited"; default DEFAULT_RESYNC_BYTES_PER_SEC
  */
 import { readFile } from "node:fs/promises";
 import { parse } from "yaml";
@@ -23,8 +23,16 @@ export interface ClusterNode {
 
 export interface ClusterConfig {
   readonly nodes: readonly ClusterNode[];
+  /** Each node's resync rate (bytes/s) until changed at run time; null: unthrottled. */
   readonly resyncBytesPerSec: number | null;
 }
+
+/**
+ * A node's resync rate when the cluster file names none: low enough that
+ * foreground I/O keeps at least half its throughput during a resync on a
+ * small machine (measured with `npm run bench`'s resync rows; README).
+ */
+export const DEFAULT_RESYNC_BYTES_PER_SEC = 32 * 1024 * 1024;
 
 export const NODE_ID_PATTERN = /^[a-z0-9][a-z0-9_-]{0,31}$/;
 const ADDRESS_PATTERN = /^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):(\d{1,5})$/;
@@ -48,7 +56,7 @@ const schema = z
       )
       .min(1, "list at least one node")
       .max(limits.clusterNodesMax, `at most ${limits.clusterNodesMax} nodes`),
-    resyncBytesPerSec: z.number().int().positive().optional(),
+    resyncBytesPerSec: z.union([z.number().int().positive(), z.literal("unlimited")]).optional(),
   })
   .strict()
   .superRefine((c, ctx) => {
@@ -79,7 +87,7 @@ export function parseClusterConfig(text: string, source: string): ClusterConfig 
   }
   return {
     nodes: r.data.nodes.map((n) => ({ id: asNodeId(n.id), address: n.address })),
-    resyncBytesPerSec: r.data.resyncBytesPerSec ?? null,
+    resyncBytesPerSec: r.data.resyncBytesPerSec === "unlimited" ? null : (r.data.resyncBytesPerSec ?? DEFAULT_RESYNC_BYTES_PER_SEC),
   };
 }
 

@@ -4,6 +4,7 @@ import { writeFile } from "node:fs/promises";
 import * as path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { connect } from "../../src/client/index.js";
+import { DEFAULT_RESYNC_BYTES_PER_SEC } from "../../src/rpc/cluster-config.js";
 import { json, volctl } from "./volctl-process.js";
 import { startCluster, type TestCluster } from "../integration/harness.js";
 
@@ -84,7 +85,8 @@ describe("volctl volume lifecycle", () => {
       { node: "n2", bytesPerSec: 10 * 1024 * 1024 },
     ]);
     const nodes = json(await volctl([...cl, "--json", "nodes"])) as { id: string; resyncBytesPerSec: number | null }[];
-    expect(nodes.map((n) => [n.id, n.resyncBytesPerSec])).toEqual([["n1", 10 * 1024 * 1024], ["n2", 10 * 1024 * 1024], ["n3", null]]);
+    // n3 keeps the default rate (the cluster file names none).
+    expect(nodes.map((n) => [n.id, n.resyncBytesPerSec])).toEqual([["n1", 10 * 1024 * 1024], ["n2", 10 * 1024 * 1024], ["n3", DEFAULT_RESYNC_BYTES_PER_SEC]]);
     expect((await volctl([...cl, "resync-rate", "unlimited"])).code).toBe(0);
     const after = json(await volctl([...cl, "--json", "nodes"])) as { resyncBytesPerSec: number | null }[];
     expect(after.every((n) => n.resyncBytesPerSec === null)).toBe(true);

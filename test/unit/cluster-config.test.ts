@@ -1,12 +1,14 @@
 import { describe, expect, it } from "vitest";
 import { VolumeError } from "../../src/core/errors.js";
-import { parseClusterConfig } from "../../src/rpc/cluster-config.js";
+import { DEFAULT_RESYNC_BYTES_PER_SEC, parseClusterConfig } from "../../src/rpc/cluster-config.js";
 
 describe("the cluster file", () => {
   it("parses nodes and the optional resync rate", () => {
     const c = parseClusterConfig("nodes:\n  - id: n1\n    address: 127.0.0.1:7101\n  - id: n2\n    address: '[::1]:7102'\nresyncBytesPerSec: 1000\n", "c.yaml");
     expect(c.nodes.map((n) => `${n.id}@${n.address}`)).toEqual(["n1@127.0.0.1:7101", "n2@[::1]:7102"]);
     expect(c.resyncBytesPerSec).toBe(1000);
+    expect(parseClusterConfig("nodes:\n  - id: n1\n    address: 127.0.0.1:7101\n", "c.yaml").resyncBytesPerSec).toBe(DEFAULT_RESYNC_BYTES_PER_SEC);
+    expect(parseClusterConfig("nodes:\n  - id: n1\n    address: 127.0.0.1:7101\nresyncBytesPerSec: unlimited\n", "c.yaml").resyncBytesPerSec).toBeNull();
   });
 
   const bad: [string, string, RegExp][] = [
