@@ -124,6 +124,7 @@ export function adminService(host: ReplicaHost): UntypedServiceImplementation {
         resyncBytesPerSec: host.resyncRate() ?? 0,
       }),
     ),
+    RegionChecksums: unary((req: { volume: string }) => host.driver(req.volume).regionChecksums()),
     Scrub: unary((req: { volume: string }) => {
       host.driver(req.volume).startScrub();
       return {};

@@ -15,6 +15,7 @@
  * request is answered DISK_FAILED and the core is stepped no more.
  */
 import { performance } from "node:perf_hooks";
+import { crc32 } from "../storage/crc32.js";
 import { VolumeError } from "../core/errors.js";
 import { limits } from "../core/limits.js";
 import type {
@@ -515,6 +516,20 @@ export class VolumeDriver {
         return this.failed();
       },
     );
+  }
+
+  /** Region digests of the applied blocks' checksums (RegionChecksums in proto/volume.proto). */
+  async regionChecksums(): Promise<{ appliedLsn: number; stable: boolean; digests: number[] }> {
+    if (this.failure !== null) throw this.failure;
+    await this.dataBarrier;
+    const appliedLsn = this.lastApplyLsn;
+    const regions = Math.ceil(this.config.blockCount / limits.regionBlocks);
+    const digests: number[] = [];
+    for (let g = 0; g < regions; g++) {
+      const sums = await this.store.blockChecksums(g);
+      digests.push(crc32(Buffer.from(sums.buffer, sums.byteOffset, sums.byteLength)));
+    }
+    return { appliedLsn, stable: this.lastApplyLsn === appliedLsn, digests };
   }
 
   // ------------------------------------------------------------------ scrub

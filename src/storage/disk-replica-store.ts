@@ -1225,6 +1225,28 @@ export class DiskReplicaStore implements ReplicaStore {
     });
   }
 
+  async blockChecksums(region: number): Promise<Uint32Array> {
+    this.checkUsable();
+    const { first, blocks } = this.regionSpan(region);
+    // In call order: a checkpoint moves blocks from the in-memory overlay into the metadata.
+    return this.callOrder.run(async () => {
+      this.checkUsable();
+      const out = new Uint32Array(blocks);
+      const meta = this.metaCache.get(region) ?? (await this.loadBlockMeta(region));
+      for (let i = 0; i < blocks; i++) {
+        const b = first + i;
+        const pending = this.overlay.get(b);
+        if (pending !== undefined) {
+          out[i] = pending === null ? 0 : blockCrc32(b, pending);
+          continue;
+        }
+        const at = i * BLOCK_META_BYTES;
+        out[i] = meta.readUInt32LE(at + 4) === 0 ? 0 : meta.readUInt32LE(at);
+      }
+      return out;
+    });
+  }
+
   async installRegion(region: number, data: Uint8Array, version: Version, copiedAt: Lsn): Promise<void> {
     this.checkUsable();
     const { first, blocks } = this.regionSpan(region);

@@ -148,6 +148,13 @@ export interface ReplicaStore {
 
   /** Reads one region's applied blocks (verified) with its version. */
   readRegion(region: number): Promise<{ data: Uint8Array; version: Version }>;
+  /**
+   * The applied blocks' checksums of a region (CRC-32 of block number and
+   * bytes, as stored; 0 for a block that reads as zeros), from the block
+   * metadata and applied records not yet checkpointed: no block data is
+   * read. Replicas that hold the same bytes give the same numbers.
+   */
+  blockChecksums(region: number): Promise<Uint32Array>;
 
   /**
    * Installs a region copied from a peer during region resync, then re-applies

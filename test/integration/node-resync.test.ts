@@ -94,6 +94,21 @@ describe("volnode region resync", () => {
     io.end();
     await v.unmount("resync", "writer");
 
+    // P4: the replicas' blocks are the same, compared through their own checksums (region digests of the stored block CRCs).
+    type Sums = { appliedLsn: number; stable: boolean; digests: number[] };
+    const sums = await waitFor(
+      "every replica applied the same history",
+      async () => {
+        const all = await Promise.all(["n1", "n2", "n3"].map((id) => c.adminCall<Sums>(id, "RegionChecksums", { volume: "resync" })));
+        return all.every((x) => x.stable && x.appliedLsn === all[0]?.appliedLsn) ? all : null;
+      },
+      20_000,
+    );
+    expect(sums[0]?.digests).toHaveLength(REGIONS);
+    for (const other of sums.slice(1)) expect(other.digests).toEqual(sums[0]?.digests);
+    // Region 0 and the last were never written: zeros everywhere.
+    expect(sums[0]?.digests[0]).toBe(sums[0]?.digests[REGIONS - 1]);
+
     // n3 serves as primary: its reads come from its own blocks.
     await c.kill("n1", "SIGKILL");
     const v3 = new RawVolumeClient(c.node("n3").address);

@@ -5,6 +5,7 @@
 import { afterEach, describe, expect, it } from "vitest";
 import { VolumeError } from "../../src/core/errors.js";
 import { REGION_DIRTY, VERSION_ZERO, asClientId, asEpoch, asLsn, type LogRecord, type Version } from "../../src/core/types.js";
+import { blockCrc32 } from "../../src/storage/crc32.js";
 import { diskError } from "../../src/storage/volume-disk.js";
 import { BLOCK_SIZE, blockBytes, rangeRecord, volumeConfig, writeRecord, type StoreFactory, type StoreUnderTest } from "./fixtures.js";
 
@@ -133,6 +134,27 @@ export function runReplicaStoreContract(name: string, factory: StoreFactory): vo
       await store.checkpoint();
       expect(Buffer.from(await store.readBlocks(9, 6))).toEqual(Buffer.concat([zeros(1), blockBytes(1, 10), zeros(1), blockBytes(5, 12), zeros(2)]));
       expect(store.stats().checksumMismatches).toBe(0);
+    });
+
+    it("gives each applied block's checksum (0 for zeros) from metadata, the same before and after a checkpoint", async () => {
+      const { store } = await open();
+      await store.appendLog([writeRecord(1, 1, 10, 4), rangeRecord("zeroes", 1, 2, 11, 1), rangeRecord("mountStart", 1, 3, 0, 0)]);
+      await store.applyThrough(asLsn(3));
+      const bytes = Buffer.from(await store.readBlocks(0, 16));
+      const want = Array.from({ length: 16 }, (_, b) => {
+        const block = bytes.subarray(b * BLOCK_SIZE, (b + 1) * BLOCK_SIZE);
+        return block.every((x) => x === 0) ? 0 : blockCrc32(b, block);
+      });
+      // Blocks 0..15, region by region (whatever the fixture's region size).
+      const first16 = async (): Promise<number[]> => {
+        const out: number[] = [];
+        for (let g = 0; out.length < 16; g++) out.push(...(await store.blockChecksums(g)));
+        return out.slice(0, 16);
+      };
+      expect(await first16()).toEqual(want);
+      expect(want.filter((c) => c !== 0)).toHaveLength(3);
+      await store.checkpoint();
+      expect(await first16()).toEqual(want);
     });
 
     it("versions each region by the last applied record that touched it", async () => {
