@@ -171,7 +171,8 @@ interface ResyncProgress {
   /** Regions the target acknowledged, and their bytes: what this resync moved (kept across restarts of it). */
   regionsCopied: number;
   bytesCopied: number;
-  readonly startedTick: number;
+  /** When the target first answered (copies began), or the resync was started while it has not. */
+  startedTick: number;
 }
 
 /** What the last finished region resync of a follower moved. */
@@ -1686,6 +1687,8 @@ export class ReplicaCore {
     if (r === null || r.phase !== "begin" || r.seq !== m.seq) return;
     if (f.ackedSentTick === null || m.seq > f.ackedSentTick) f.ackedSentTick = m.seq;
     r.phase = "copy";
+    // Time counts from the target's first answer, not from attempts while it was away.
+    if (r.regionsCopied === 0) r.startedTick = this.now;
     r.effective = m.effectiveSnapshot;
     r.theirVersions = m.regionVersions;
     r.lastProgressTick = this.now;
