@@ -1600,7 +1600,10 @@ export class ReplicaCore {
     const regionVersion = this.regionVersions[this.regionOf(m.block)];
     let from_ = m.appliedLsn + 1;
     if (from_ <= head && this.log.startLsn() > from_) {
-      if (regionVersion === undefined || regionVersion.lsn > m.appliedLsn || this.log.startLsn() > this.appliedLsn + 1) return this.askForBlock(p, m.block);
+      // (A dirty version tells nothing about which records touched the region.)
+      if (regionVersion === undefined || isRegionDirty(regionVersion) || regionVersion.lsn > m.appliedLsn || this.log.startLsn() > this.appliedLsn + 1) {
+        return this.askForBlock(p, m.block);
+      }
       from_ = this.appliedLsn + 1;
     }
     const content = new Uint8Array(m.data);
