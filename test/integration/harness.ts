@@ -306,3 +306,23 @@ export async function startCluster(opts: StartClusterOptions): Promise<TestClust
   }
   return cluster;
 }
+
+/**
+ * Polls `probe` until it returns something other than null (errors count as
+ * "not yet"), every `everyMs`, for at most `timeoutMs`; then fails naming
+ * `what` and the last error.
+ */
+export async function waitFor<T>(what: string, probe: () => Promise<T | null>, timeoutMs: number, everyMs = 100): Promise<T> {
+  const until = Date.now() + timeoutMs;
+  let last: unknown = null;
+  while (Date.now() < until) {
+    try {
+      const v = await probe();
+      if (v !== null) return v;
+    } catch (err) {
+      last = err;
+    }
+    await new Promise((r) => setTimeout(r, everyMs));
+  }
+  throw new Error(`${what}: not within ${timeoutMs} ms (last error: ${String(last)})`);
+}

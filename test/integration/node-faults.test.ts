@@ -5,7 +5,7 @@
  */
 import { randomBytes } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { startCluster, type TestCluster } from "./harness.js";
+import { startCluster, type TestCluster, waitFor as waitForAtMost } from "./harness.js";
 import { RawVolumeClient } from "./raw-volume.js";
 
 const BLOCK = 4096;
@@ -20,20 +20,7 @@ interface FollowerWire {
   resyncing: boolean;
 }
 
-async function waitFor<T>(what: string, probe: () => Promise<T | null>, timeoutMs = WAIT_MS): Promise<T> {
-  const until = Date.now() + timeoutMs;
-  let last: unknown = null;
-  while (Date.now() < until) {
-    try {
-      const v = await probe();
-      if (v !== null) return v;
-    } catch (err) {
-      last = err;
-    }
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  throw new Error(`${what}: not within ${timeoutMs} ms (last error: ${String(last)})`);
-}
+const waitFor = <T>(what: string, probe: () => Promise<T | null>, timeoutMs = WAIT_MS): Promise<T> => waitForAtMost(what, probe, timeoutMs);
 
 describe("volnode under crashes", () => {
   let c: TestCluster;

@@ -7,7 +7,7 @@
 import { randomBytes } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { limits } from "../../src/core/limits.js";
-import { startCluster, type TestCluster } from "./harness.js";
+import { startCluster, waitFor, type TestCluster } from "./harness.js";
 import { RawVolumeClient } from "./raw-volume.js";
 
 const BLOCK = 4096;
@@ -17,20 +17,6 @@ const REGIONS = 24;
 const WRITES = Math.ceil((2 * limits.logRetainedBytesMax) / REGION_BYTES) + 16;
 const QD = 8;
 
-async function waitFor<T>(what: string, probe: () => Promise<T | null>, timeoutMs: number): Promise<T> {
-  const until = Date.now() + timeoutMs;
-  let last: unknown = null;
-  while (Date.now() < until) {
-    try {
-      const v = await probe();
-      if (v !== null) return v;
-    } catch (err) {
-      last = err;
-    }
-    await new Promise((r) => setTimeout(r, 200));
-  }
-  throw new Error(`${what}: not within ${timeoutMs} ms (last error: ${String(last)})`);
-}
 
 describe("volnode region resync", () => {
   let c: TestCluster;
