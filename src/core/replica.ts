@@ -241,8 +241,11 @@ interface ReadAwaitingRepair {
   readonly deadline: number;
 }
 
-/** The client id of repair records (no client's: client ids come from clients, and this one has a colon). */
-export const REPAIR_CLIENT_ID = "replivol:repair" as ClientId;
+/** Client ids that nodes use for records of their own; the volume service refuses them from clients. */
+export const RESERVED_CLIENT_ID_PREFIX = "replivol:";
+
+/** The client id of repair records. */
+export const REPAIR_CLIENT_ID = `${RESERVED_CLIENT_ID_PREFIX}repair` as ClientId;
 
 interface PrimarySession {
   phase: PrimaryPhase;
@@ -769,6 +772,13 @@ export class ReplicaCore {
     this.released = false;
     const p = this.primary;
     if (p !== null && p.epoch < epoch) this.stepDown("FENCED", `Volume ${this.config.name} was taken over by a mount with epoch ${epoch}`);
+    if (this.consistent && this.resyncSnapshot !== null) {
+      // A resync that left this replica consistent ends with its epoch: the
+      // next primary starts its own if it needs one. (Kept, the snapshot
+      // would pin the log against trimming for good.)
+      this.resyncSnapshot = null;
+      this.deferredInstalls.length = 0;
+    }
     this.trace("promised", { promisedEpoch: epoch, candidate });
   }
 
@@ -980,6 +990,13 @@ export class ReplicaCore {
         i++;
         continue;
       }
+      if (d.msg.copiedAt + 1 < this.log.startLsn() && d.msg.copiedAt < this.appliedLsn) {
+        // A copy from an older attempt whose later records this log no
+        // longer holds: its version could not be brought forward. Dropped;
+        // the primary sends the region again.
+        this.deferredInstalls.splice(i, 1);
+        continue;
+      }
       this.deferredInstalls.splice(i, 1);
       const { from, msg } = d;
       let version = msg.version;
@@ -999,7 +1016,10 @@ export class ReplicaCore {
     const epoch = m.epoch;
     const done = (): void => this.send(from, { type: "resyncDoneReply", epoch, snapshot: m.snapshot } satisfies ResyncDoneReply);
     if (this.consistent) {
-      if (this.resyncSnapshot !== null && versionEquals(this.resyncSnapshot, m.snapshot)) this.resyncSnapshot = null;
+      if (this.resyncSnapshot !== null && versionEquals(this.resyncSnapshot, m.snapshot)) {
+        this.resyncSnapshot = null;
+        this.deferredInstalls.length = 0;
+      }
       return done();
     }
     if (this.resyncSnapshot === null || !versionEquals(this.resyncSnapshot, m.snapshot)) return;

@@ -186,4 +186,13 @@ describe("volnode Volume service", () => {
     good.end();
     await v.unmount("io", "frame-client");
   }, 30_000);
+
+  it("refuses client ids the nodes reserve for their own records", async () => {
+    const v = client("n1");
+    const err = await v.mount("io", "replivol:repair").then(
+      () => null,
+      (e: unknown) => e,
+    );
+    expect(codeOf(err)).toBe("INVALID_ARGUMENT");
+  });
 });
