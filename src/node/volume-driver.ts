@@ -199,7 +199,15 @@ export class VolumeDriver {
       return Promise.resolve({ ok: false, code: "NO_QUORUM", message: `The replica of ${this.name} on ${this.opts.nodeId} is being resynced: read through another replica` } satisfies RequestFailure);
     }
     const staleMs = view.staleTicks ?? monotonicMs() - this.openedAt;
-    return this.readData(block, blockCount, []).then((r) => (r.ok ? { ...r, staleMs } : r));
+    // A corrupt copy fails this read; reported, the primary repairs it (rule 9).
+    return this.readData(block, blockCount, [], this.reportCorrupt).then((r) => (r === null ? this.corruptResult(block, blockCount) : r.ok ? { ...r, staleMs } : r));
+  }
+
+  /** For reads that answer CORRUPT themselves: the bad blocks go to the core, which repairs them or reports them to the primary. */
+  private readonly reportCorrupt = (blocks: BlockIndex[]): void => this.post({ type: "corrupt", blocks, read: null });
+
+  private corruptResult(block: BlockIndex, blockCount: number): RequestFailure {
+    return { ok: false, code: "CORRUPT", message: `Blocks ${block}+${blockCount} of ${this.name} on ${this.opts.nodeId}: a copy failed its checksum (reported for repair; read through another replica)` };
   }
 
   /** Whether this replica can serve a read-only mount now; the reason if not. */
@@ -379,9 +387,10 @@ export class VolumeDriver {
       case "sendBlock": {
         const appliedLsn = this.lastApplyLsn;
         const { to, epoch, seq, block } = a;
-        void this.readData(block, 1, []).then((r) => {
+        // A copy of ours that fails its checksum: "no copy" to the asker, and reported to be repaired.
+        void this.readData(block, 1, [], this.reportCorrupt).then((r) => {
           if (this.closed) return;
-          const msg: PeerMessage = { type: "blockData", epoch, seq, block, appliedLsn, data: r.ok ? r.data : null };
+          const msg: PeerMessage = { type: "blockData", epoch, seq, block, appliedLsn, data: r !== null && r.ok ? r.data : null };
           // A primary's own copy comes back through its own inbox.
           if (to === this.opts.nodeId) this.post({ type: "message", from: to, msg });
           else this.opts.peers.send(to, this.name, msg);

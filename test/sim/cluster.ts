@@ -381,6 +381,8 @@ export class SimCluster {
       }
       case "sendBlock": {
         const data = n.disk.isCorrupt(a.block) ? null : n.disk.readBlocks(a.block, 1, []);
+        // As the driver does: its own bad copy goes to repair too.
+        if (data === null) this.postLater(n, { type: "corrupt", blocks: [a.block], read: null });
         const msg = { type: "blockData", epoch: a.epoch, seq: a.seq, block: a.block, appliedLsn: n.disk.appliedLsn(), data } as const;
         // To itself (a primary's own copy): back through its inbox, as the driver does.
         if (a.to === n.id) this.postLater(n, { type: "message", from: n.id, msg });
