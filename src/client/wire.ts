@@ -9,7 +9,18 @@ import { fromServiceError } from "../rpc/errors.js";
 import { FLOW_CONTROL_WINDOW_BYTES } from "../rpc/http2-window.js";
 import { ioMethodPath, passThrough } from "../rpc/io-frames.js";
 import { adminService, volumeService } from "../rpc/proto.js";
-import type { FollowerStatusWire, IoBatchOut, IoKindWire, IoReplyBatchIn, IoReplyIn, IoRequestOut, NodeStatusReplyWire, ScrubStatusWire } from "../rpc/volume-wire.js";
+import type {
+  FollowerStatusWire,
+  IoBatchOut,
+  IoKindWire,
+  IoReplyBatchIn,
+  IoReplyIn,
+  IoRequestOut,
+  NodeStatusReplyWire,
+  ReplicaStatusWire,
+  ScrubStatusWire,
+  VersionWire,
+} from "../rpc/volume-wire.js";
 import { asClientError, type VolumeError } from "./errors.js";
 import { clientLimits } from "./limits.js";
 
@@ -40,27 +51,12 @@ export interface ReplicaConfigMessage {
 
 export type FollowerStatusMessage = FollowerStatusWire;
 
-export interface ReplicaStatusMessage {
-  volume: string;
-  node: string;
+/** ReplicaStatus as the client reads it: nested messages may be absent on the wire. */
+export type ReplicaStatusMessage = Omit<ReplicaStatusWire, "config" | "head" | "scrub"> & {
   config: ReplicaConfigMessage | null;
-  promisedEpoch: number;
-  head: { epoch: number; lsn: number } | null;
-  commitLsn: number;
-  appliedLsn: number;
-  consistent: boolean;
-  unsurePastHead: boolean;
-  primaryEpoch: number;
-  primaryPhase: string;
-  primaryClient: string;
-  leaseValid: boolean;
-  followers: FollowerStatusMessage[];
-  diskFailed: boolean;
+  head: VersionWire | null;
   scrub: ScrubStatusWire | null;
-  corruptFound: number;
-  repairsDone: number;
-  repairsFailed: number;
-}
+};
 
 export type NodeStatusMessage = NodeStatusReplyWire;
 

@@ -18,6 +18,7 @@ import { volumeServiceDefinition } from "../rpc/io-frames.js";
 import { adminService as adminServiceDefinition } from "../rpc/proto.js";
 import { openDataDir, type DataDir } from "../storage/data-dir.js";
 import { checkVolumeName } from "../storage/disk-replica-store.js";
+import type { ReplicaStore } from "../storage/replica-store.js";
 import { adminService, type ReplicaHost } from "./admin-service.js";
 import type { Logger } from "./logger.js";
 import { VolumeDriver, type VolumeDriverOptions } from "./volume-driver.js";
@@ -101,19 +102,23 @@ export class VolumeNode implements VolumeRouter, ReplicaHost {
   private async openVolume(name: string): Promise<void> {
     try {
       const store = await this.dataDir.openVolume(name);
-      let driver: VolumeDriver;
-      try {
-        driver = await VolumeDriver.open(store, this.driverOptions());
-      } catch (err) {
-        await store.close();
-        throw err;
-      }
+      const driver = await this.openDriver(store);
       this.volumes.set(name, driver);
       const s = driver.status();
       this.log.info({ volume: name, head: `${s.head.epoch}:${s.head.lsn}`, commitLsn: s.commitLsn, consistent: s.consistent, recoveryCut: store.recoveryCut() }, "volume opened");
     } catch (err) {
       // One bad replica does not keep the node's other volumes out of service.
       this.log.error({ volume: name, err }, "volume could not be opened: not served");
+    }
+  }
+
+  /** A driver over an open store; the store is closed if the driver cannot start. */
+  private async openDriver(store: ReplicaStore): Promise<VolumeDriver> {
+    try {
+      return await VolumeDriver.open(store, this.driverOptions());
+    } catch (err) {
+      await store.close();
+      throw err;
     }
   }
 
@@ -187,14 +192,7 @@ export class VolumeNode implements VolumeRouter, ReplicaHost {
       );
     }
     const create = (async () => {
-      const store = await this.dataDir.openVolume(config.name, { create: config });
-      let driver: VolumeDriver;
-      try {
-        driver = await VolumeDriver.open(store, this.driverOptions());
-      } catch (err) {
-        await store.close();
-        throw err;
-      }
+      const driver = await this.openDriver(await this.dataDir.openVolume(config.name, { create: config }));
       this.volumes.set(config.name, driver);
       this.log.info({ volume: config.name, blockCount: config.blockCount, replicas: config.replicas }, "replica created");
     })();

@@ -52,20 +52,24 @@ function failureError(f: RequestFailure): Partial<{ code: number; details: strin
   return e;
 }
 
+/** The replica and client a unary call names; on a bad name or id, answers the call and returns null. */
+function resolveCall<T>(router: VolumeRouter, req: { volume: string; clientId: string }, callback: sendUnaryData<T>): { driver: VolumeDriver; clientId: ClientId } | null {
+  try {
+    return { driver: router.driver(req.volume), clientId: checkClientId(req.clientId) };
+  } catch (err) {
+    callback(toServiceError(err));
+    return null;
+  }
+}
+
 export function volumeService(router: VolumeRouter, logger: Logger): UntypedServiceImplementation {
   const log = logger.child({ component: "volume-service" });
   return {
     Mount(call: ServerUnaryCall<MountRequestWire, MountReplyWire>, callback: sendUnaryData<MountReplyWire>): void {
       const req = call.request;
-      let driver: VolumeDriver;
-      let clientId: ClientId;
-      try {
-        driver = router.driver(req.volume);
-        clientId = checkClientId(req.clientId);
-      } catch (err) {
-        callback(toServiceError(err));
-        return;
-      }
+      const target = resolveCall(router, req, callback);
+      if (target === null) return;
+      const { driver, clientId } = target;
       if (req.readOnly) {
         // Served by this replica as it is: no epoch is taken, nobody is fenced.
         const refusal = driver.readOnlyRefusal();
@@ -93,15 +97,9 @@ export function volumeService(router: VolumeRouter, logger: Logger): UntypedServ
 
     Unmount(call: ServerUnaryCall<UnmountRequestWire, object>, callback: sendUnaryData<object>): void {
       const req = call.request;
-      let driver: VolumeDriver;
-      let clientId: ClientId;
-      try {
-        driver = router.driver(req.volume);
-        clientId = checkClientId(req.clientId);
-      } catch (err) {
-        callback(toServiceError(err));
-        return;
-      }
+      const target = resolveCall(router, req, callback);
+      if (target === null) return;
+      const { driver, clientId } = target;
       const mount = driver.activeMount();
       // Nothing to end: the client holds no mount here (it was taken over, or already ended).
       if (mount === null || mount.clientId !== clientId) {

@@ -111,6 +111,11 @@ describe("volctl volume lifecycle", () => {
       const once = await volctl([...cl, "resync", "cli2"]);
       expect(once.code).toBe(0);
       expect(once.stdout.toString()).toMatch(/every replica is in sync/);
+      const scrubbed = await volctl([...cl, "--json", "scrub", "cli2", "--watch", "--timeout", "25"]);
+      expect(scrubbed.code, scrubbed.stderr).toBe(0);
+      const sc = json(scrubbed) as { started: string[]; replicas: { node: string; scrubbing: boolean; corruptFound: number }[] };
+      expect(sc.started.sort()).toEqual(["n1", "n2", "n3"]);
+      expect(sc.replicas.every((r) => !r.scrubbing && r.corruptFound === 0)).toBe(true);
       await vol.close();
     } finally {
       await cluster.close();

@@ -1,12 +1,10 @@
-import { MultiBar, Presets } from "cli-progress";
 import type { Command } from "commander";
-import { setTimeout as sleep } from "node:timers/promises";
 import type { ReplicaInfo, VolumeInfo } from "../../client/index.js";
 import { integerArg, output, withCluster } from "../context.js";
 import { formatSize } from "../size.js";
+import { watchVolume } from "../watch.js";
 import { resyncText } from "./info.js";
 
-const POLL_MS = 500;
 
 function resyncing(v: VolumeInfo): ReplicaInfo[] {
   return v.replicas.filter((r) => r.resync !== null || r.state === "resyncing" || r.state === "behind");
@@ -36,47 +34,27 @@ export function register(program: Command): void {
           output(opts, v.replicas.map((r) => ({ node: r.node, state: r.state, resync: r.resync, lastResync: r.lastResync })), () => summary(v));
           return;
         }
-        const tty = process.stderr.isTTY && opts.json !== true;
-        const bars = tty ? new MultiBar({ format: " {node} [{bar}] {percentage}% {regions} {bytes} {rate} {eta}", hideCursor: true, clearOnComplete: false }, Presets.shades_classic) : null;
-        const barOf = new Map<string, ReturnType<MultiBar["create"]>>();
-        let lastLine = "";
-        const until = Date.now() + timeoutMs;
-        try {
-          for (;;) {
-            for (const r of v.replicas) {
-              const x = r.resync;
-              if (x === null) continue;
-              const total = x.regionsLeft === null ? 0 : x.regionsCopied + x.regionsLeft;
+        v = await watchVolume(cluster, name, v, {
+          timeoutMs,
+          json: opts.json === true,
+          format: " {node} [{bar}] {percentage}% {regions} {bytes} {rate} {eta}",
+          done: (x) => resyncing(x).length === 0,
+          text: summary,
+          bars: (x) =>
+            x.replicas.flatMap((r) => {
+              const p = r.resync;
+              if (p === null) return [];
+              const total = p.regionsLeft === null ? 0 : p.regionsCopied + p.regionsLeft;
               const payload = {
                 node: r.node,
-                regions: total === 0 ? "comparing" : `${x.regionsCopied}/${total} regions`,
-                bytes: formatSize(x.bytesCopied),
-                rate: `${formatSize(x.rate)}/s`,
-                eta: x.etaMs === null ? "" : `ETA ${Math.ceil(x.etaMs / 1000)} s`,
+                regions: total === 0 ? "comparing" : `${p.regionsCopied}/${total} regions`,
+                bytes: formatSize(p.bytesCopied),
+                rate: `${formatSize(p.rate)}/s`,
+                eta: p.etaMs === null ? "" : `ETA ${Math.ceil(p.etaMs / 1000)} s`,
               };
-              if (bars !== null) {
-                const bar = barOf.get(r.node) ?? bars.create(Math.max(1, total), 0, payload);
-                barOf.set(r.node, bar);
-                bar.setTotal(Math.max(1, total));
-                bar.update(x.regionsCopied, payload);
-              }
-            }
-            if (bars === null) {
-              const line = summary(v);
-              if (line !== lastLine && opts.json !== true) process.stderr.write(`${line}\n`);
-              lastLine = line;
-            }
-            if (resyncing(v).length === 0) break;
-            if (Date.now() >= until) {
-              process.exitCode = 4;
-              break;
-            }
-            await sleep(POLL_MS);
-            v = await cluster.volumeInfo(name);
-          }
-        } finally {
-          bars?.stop();
-        }
+              return [{ key: r.node, value: p.regionsCopied, total, payload }];
+            }),
+        });
         output(opts, v.replicas.map((r) => ({ node: r.node, state: r.state, lastResync: r.lastResync })), () => summary(v));
       });
     });

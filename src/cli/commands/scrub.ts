@@ -1,10 +1,8 @@
-import { MultiBar, Presets } from "cli-progress";
 import type { Command } from "commander";
-import { setTimeout as sleep } from "node:timers/promises";
 import type { VolumeInfo } from "../../client/index.js";
 import { integerArg, output, table, withCluster } from "../context.js";
+import { watchVolume } from "../watch.js";
 
-const POLL_MS = 500;
 
 function rows(v: VolumeInfo): { node: string; state: string; scrubbing: boolean; regionsDone: number; regionsTotal: number; corruptFound: number | null; repairsDone: number | null; repairsFailed: number | null }[] {
   return v.replicas.map((r) => ({
@@ -46,28 +44,17 @@ export function register(program: Command): void {
         const started = await cluster.scrub(name);
         let v = await cluster.volumeInfo(name);
         if (flags.watch === true) {
-          const tty = process.stderr.isTTY && opts.json !== true;
-          const bars = tty ? new MultiBar({ format: " {node} [{bar}] {value}/{total} regions", hideCursor: true }, Presets.shades_classic) : null;
-          const barOf = new Map<string, ReturnType<MultiBar["create"]>>();
-          const until = Date.now() + timeoutMs;
-          try {
-            while (v.replicas.some((r) => r.scrub?.active === true)) {
-              for (const r of v.replicas) {
-                if (bars === null || r.scrub === null) continue;
-                const bar = barOf.get(r.node) ?? bars.create(Math.max(1, r.scrub.regionsTotal), 0, { node: r.node });
-                barOf.set(r.node, bar);
-                bar.update(r.scrub.active ? r.scrub.regionsDone : r.scrub.regionsTotal);
-              }
-              if (Date.now() >= until) {
-                process.exitCode = 4;
-                break;
-              }
-              await sleep(POLL_MS);
-              v = await cluster.volumeInfo(name);
-            }
-          } finally {
-            bars?.stop();
-          }
+          v = await watchVolume(cluster, name, v, {
+            timeoutMs,
+            json: opts.json === true,
+            format: " {node} [{bar}] {value}/{total} regions",
+            done: (x) => !x.replicas.some((r) => r.scrub?.active === true),
+            text: summary,
+            bars: (x) =>
+              x.replicas.flatMap((r) =>
+                r.scrub === null ? [] : [{ key: r.node, value: r.scrub.active ? r.scrub.regionsDone : r.scrub.regionsTotal, total: r.scrub.regionsTotal, payload: { node: r.node } }],
+              ),
+          });
         }
         output(opts, { volume: name, started, replicas: rows(v) }, () => `Scrub of ${name} ${flags.watch === true ? "done" : "started"} on ${started.join(", ")}\n${summary(v)}`);
       });
