@@ -139,7 +139,8 @@ describe("repair of corrupt blocks", () => {
     expect(repaired(), `${JSON.stringify(info.replicas)}\n${trail.slice(-40).join("\n")}`).toBe(true);
     expect(Buffer.from(await vol.read(200 * BLOCK, data.length)).equals(data)).toBe(true);
     await vol.close();
-    // The follower's data file holds the good bytes again (checkpointed at its clean stop).
+    // The follower's data file holds the good bytes again (checkpointed at its clean stop), once it applied the repair record.
+    await waitApplied(c, primary, [follower]);
     await c.kill(follower, "SIGTERM");
     const f = await open(path.join(c.node(follower).dataDir, "volumes", "rep", "blocks"), "r");
     try {
