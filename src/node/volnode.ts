@@ -8,10 +8,15 @@
  * volnode, the address is taken) exits 1. SIGTERM or SIGINT stops it
  * cleanly (exit 0). Logs are pino JSON lines on stdout, level from
  * REPLIVOL_LOG_LEVEL.
+ *
+ * REPLIVOL_TEST_ONLY_BUGS=name[,name] plants the simulator's bugs (see
+ * PLANTED_BUG_NAMES) in this node, so that the fault benchmarks can show
+ * they catch them. It logs a warning at start; never set it in production.
  */
 import { stat } from "node:fs/promises";
 import { parseArgs } from "node:util";
 import { VolumeError } from "../core/errors.js";
+import { PLANTED_BUG_NAMES, type TestOnlyPlantedBugs } from "../core/replica.js";
 import { asNodeId } from "../core/types.js";
 import { loadClusterConfig, NODE_ID_PATTERN, type ClusterConfig } from "../rpc/cluster-config.js";
 import { createLogger } from "./logger.js";
@@ -26,6 +31,18 @@ interface Flags {
   readonly data: string;
   readonly cluster: ClusterConfig;
   readonly listen: string;
+  readonly bugs: TestOnlyPlantedBugs | null;
+}
+
+function plantedBugs(spec: string | undefined): TestOnlyPlantedBugs | null {
+  if (spec === undefined || spec.trim() === "") return null;
+  const bugs: Partial<Record<keyof TestOnlyPlantedBugs, boolean>> = {};
+  for (const name of spec.split(",").map((s) => s.trim())) {
+    const key = (PLANTED_BUG_NAMES as Record<string, keyof TestOnlyPlantedBugs>)[name];
+    if (key === undefined) throw new BadInput(`Unknown planted bug ${JSON.stringify(name)} in REPLIVOL_TEST_ONLY_BUGS: known are ${Object.keys(PLANTED_BUG_NAMES).join(", ")}`);
+    bugs[key] = true;
+  }
+  return bugs;
 }
 
 async function readFlags(argv: readonly string[]): Promise<Flags> {
@@ -66,7 +83,7 @@ async function readFlags(argv: readonly string[]): Promise<Flags> {
   if (me === undefined) throw new BadInput(`Node ${id} is not listed in cluster file ${clusterFile}: its nodes are ${cluster.nodes.map((n) => n.id).join(", ")}`);
   const listen = typeof values["listen"] === "string" ? values["listen"] : me.address;
   if (!/^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):\d{1,5}$/.test(listen)) throw new BadInput(`Invalid listen address ${JSON.stringify(listen)}: expected host:port`);
-  return { id, data, cluster, listen };
+  return { id, data, cluster, listen, bugs: plantedBugs(process.env["REPLIVOL_TEST_ONLY_BUGS"]) };
 }
 
 /** One line for a person: a parser's code frame after the first line is left out. */
@@ -99,6 +116,7 @@ async function main(): Promise<void> {
       cluster: flags.cluster,
       logger,
       onInvariantBroken: (err) => fatal(err, "a replica broke an invariant"),
+      ...(flags.bugs === null ? {} : { testOnlyPlantedBugs: flags.bugs }),
     });
   } catch (err) {
     const message = err instanceof VolumeError || err instanceof Error ? err.message : String(err);
@@ -106,6 +124,7 @@ async function main(): Promise<void> {
     process.stderr.write(`volnode: ${oneLine(message)}\n`);
     process.exit(1);
   }
+  if (flags.bugs !== null) logger.warn({ bugs: flags.bugs }, "bugs planted on purpose (REPLIVOL_TEST_ONLY_BUGS): this node breaks replivol's promises");
   logger.info({ address: node.listen, pid: process.pid, volumes: node.drivers().length }, "listening");
   let signals = 0;
   const onSignal = (signal: NodeJS.Signals): void => {

@@ -31,7 +31,7 @@ import type {
   WriteRequest,
   WriteResult,
 } from "../core/messages.js";
-import { ReplicaCore, type RecoveredReplica } from "../core/replica.js";
+import { ReplicaCore, type RecoveredReplica, type TestOnlyPlantedBugs } from "../core/replica.js";
 import { asBlock, asLsn, asTicks, type BlockIndex, type ClientId, type Epoch, type LogRecord, type Lsn, type NodeId, type VolumeConfig } from "../core/types.js";
 import { CorruptBlocksError, type ReplicaStore } from "../storage/replica-store.js";
 import type { Logger } from "./logger.js";
@@ -52,6 +52,8 @@ export interface VolumeDriverOptions {
   readonly resyncBytesPerSec?: number | null;
   /** Called when the core broke an invariant: a bug, the process should exit. */
   readonly onInvariantBroken: (err: unknown) => void;
+  /** Bugs planted on purpose, so that fault benchmarks can show they catch them. Never in production. */
+  readonly testOnlyPlantedBugs?: TestOnlyPlantedBugs;
 }
 
 const TICK_MS = 10;
@@ -118,6 +120,7 @@ export class VolumeDriver {
       {
         nodeId: opts.nodeId,
         config: this.config,
+        ...(opts.testOnlyPlantedBugs === undefined ? {} : { testOnlyPlantedBugs: opts.testOnlyPlantedBugs }),
         ...(bps === null ? {} : { resyncRegionIntervalTicks: Math.ceil((regionBytes / bps) * 1000) }),
       },
       recovered,

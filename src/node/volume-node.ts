@@ -21,6 +21,7 @@ import { checkVolumeName } from "../storage/disk-replica-store.js";
 import type { ReplicaStore } from "../storage/replica-store.js";
 import { adminService, type ReplicaHost } from "./admin-service.js";
 import type { Logger } from "./logger.js";
+import type { TestOnlyPlantedBugs } from "../core/replica.js";
 import { VolumeDriver, type VolumeDriverOptions } from "./volume-driver.js";
 import { volumeService, type VolumeRouter } from "./volume-service.js";
 
@@ -33,6 +34,8 @@ export interface VolumeNodeOptions {
   readonly logger: Logger;
   /** A replica core broke an invariant (a bug): the process should log and exit. */
   readonly onInvariantBroken: (err: unknown) => void;
+  /** See VolumeDriverOptions.testOnlyPlantedBugs. */
+  readonly testOnlyPlantedBugs?: TestOnlyPlantedBugs;
 }
 
 /** How often the node's resync rate is shared out again among the volumes it resyncs. */
@@ -129,6 +132,7 @@ export class VolumeNode implements VolumeRouter, ReplicaHost {
       logger: this.log,
       resyncBytesPerSec: this.resyncBytesPerSec,
       onInvariantBroken: this.opts.onInvariantBroken,
+      ...(this.opts.testOnlyPlantedBugs === undefined ? {} : { testOnlyPlantedBugs: this.opts.testOnlyPlantedBugs }),
     };
   }
 
