@@ -1,5 +1,5 @@
 import { assert } from "./assert.js";
-import { asLsn, recordVersion, versionEquals, type LogRecord, type Lsn, type Version } from "./types.js";
+import { asLsn, coversBlocks, recordVersion, versionEquals, type LogRecord, type Lsn, type Version } from "./types.js";
 
 /**
  * The records a replica holds in order, after `base` (the version of the
@@ -111,6 +111,6 @@ export class RecordLog {
 }
 
 export function touches(r: LogRecord, block: number, count: number): boolean {
-  if (r.kind === "mountStart") return false;
+  if (!coversBlocks(r.kind)) return false;
   return r.block < block + count && block < r.block + r.blockCount;
 }

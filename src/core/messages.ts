@@ -3,7 +3,7 @@
  * client requests and results, and the events in / actions out of step().
  */
 import type { ErrorCode } from "./errors.js";
-import type { BlockIndex, ClientId, Epoch, LogRecord, Lsn, NodeId, RecordKind, Ticks, Version } from "./types.js";
+import type { BlockIndex, ClientId, Epoch, LogRecord, Lsn, NodeId, RecordKind, Ticks, Version, VolumeConfig } from "./types.js";
 import type { ClientSession } from "./session.js";
 
 // ---------------------------------------------------------------------------
@@ -16,6 +16,8 @@ export interface PromiseRequest {
   readonly clientId: ClientId;
   /** Take over a live mount of another client (volctl --force). */
   readonly takeover: boolean;
+  /** The candidate's configuration version (see ReplicaCore.onMessage). */
+  readonly configVersion: number;
 }
 
 export interface PromiseGranted {
@@ -39,6 +41,8 @@ export interface PromiseGranted {
    * the old primary held through this replica ran out at most a lease after that.
    */
   readonly sinceOlderLeaseTicks: number | null;
+  /** The latest configuration in the promiser's log: a mount needs a majority of its voters too. */
+  readonly config: VolumeConfig;
 }
 
 export interface PromiseRefused {
@@ -104,6 +108,8 @@ export interface ResyncBegin {
   readonly snapshot: Version;
   readonly sessions: readonly ClientSession[];
   readonly seq: number;
+  /** The primary's configuration: the target's until the records after the snapshot bring theirs. */
+  readonly config: VolumeConfig;
 }
 
 export interface ResyncBeginReply {
@@ -226,7 +232,7 @@ export interface WriteRequest {
   readonly clientId: ClientId;
   /** Increases by one per write-like request of this client; replays keep their number. */
   readonly clientSeq: number;
-  readonly kind: Exclude<RecordKind, "mountStart">;
+  readonly kind: Exclude<RecordKind, "mountStart" | "config">;
   readonly block: BlockIndex;
   readonly blockCount: number;
   readonly data: Uint8Array | null;
@@ -242,7 +248,19 @@ export interface UnmountRequest {
   readonly type: "unmount";
 }
 
-export type ClientRequest = MountRequest | WriteRequest | ReadRequest | UnmountRequest;
+/**
+ * Replace the replica on `from` by a new one on `to` (which holds an empty
+ * replica of the volume): asked of the active primary; answered once the
+ * learner configuration is committed. The primary then builds the learner
+ * and moves the configuration on by itself (see VolumeConfig).
+ */
+export interface ReplaceRequest {
+  readonly type: "replace";
+  readonly from: NodeId;
+  readonly to: NodeId;
+}
+
+export type ClientRequest = MountRequest | WriteRequest | ReadRequest | UnmountRequest | ReplaceRequest;
 
 export interface RequestFailure {
   readonly ok: false;
@@ -278,6 +296,7 @@ export interface SuperblockPatch {
   readonly promisedEpoch?: Epoch;
   readonly commitLsn?: Lsn;
   readonly unsurePastHead?: boolean;
+  readonly config?: VolumeConfig;
 }
 
 export type CoreAction =

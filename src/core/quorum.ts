@@ -84,3 +84,34 @@ export function chooseBase(
   const witnesses = promises.filter((p) => !p.unsurePastHead && compareVersion(p.witnessHead, target) <= 0).length;
   return witnesses >= replicaCount - quorum + 1 ? { source, target } : null;
 }
+
+/** The promiser whose trusted log is the most up to date (ties go to `preferred`). */
+export function mostUpToDate(promises: readonly PromiseInfo[], preferred: NodeId): PromiseInfo | null {
+  let source: PromiseInfo | null = null;
+  for (const p of promises) {
+    const c = source === null ? 1 : compareVersion(trustedHead(p), trustedHead(source));
+    if (c > 0 || (c === 0 && p.node === preferred)) source = p;
+  }
+  return source;
+}
+
+/**
+ * chooseBase for a configuration with one or two voter sets (joint, while
+ * a replica is replaced): the promises must hold a majority of each set,
+ * and within each set the N - W + 1 witnesses chooseBase asks for. Promises
+ * of nodes in no set (a learner) may still be the base: a log at least as up
+ * to date as every witness holds every committed record.
+ */
+export function chooseBaseAcross(promises: readonly PromiseInfo[], sets: readonly (readonly NodeId[])[], preferred: NodeId): BaseChoice | null {
+  const source = mostUpToDate(promises, preferred);
+  if (source === null) return null;
+  const target = trustedHead(source);
+  for (const set of sets) {
+    const quorum = Math.floor(set.length / 2) + 1;
+    const inSet = promises.filter((p) => set.includes(p.node));
+    if (inSet.length < quorum) return null;
+    const witnesses = inSet.filter((p) => !p.unsurePastHead && compareVersion(p.witnessHead, target) <= 0).length;
+    if (witnesses < set.length - quorum + 1) return null;
+  }
+  return { source, target };
+}

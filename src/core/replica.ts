@@ -43,14 +43,17 @@ import type {
   StaleEpoch,
   SuperblockPatch,
   WriteRequest,
+  ReplaceRequest,
 } from "./messages.js";
-import { chooseBase, commitPoint, leaseStart, trustedHead } from "./quorum.js";
+import { configMembers, decodeConfig, encodeConfig, isVoter, replacedSet, voterSets } from "./config.js";
+import { chooseBaseAcross, commitPoint, leaseStart, mostUpToDate, trustedHead } from "./quorum.js";
 import { foldSessions, type ClientSession } from "./session.js";
 import {
   asBlock,
   asEpoch,
   asLsn,
   compareVersion,
+  coversBlocks,
   formatVersion,
   recordVersion,
   REGION_DIRTY,
@@ -247,6 +250,9 @@ export const RESERVED_CLIENT_ID_PREFIX = "replivol:";
 /** The client id of repair records. */
 export const REPAIR_CLIENT_ID = `${RESERVED_CLIENT_ID_PREFIX}repair` as ClientId;
 
+/** The client id of configuration records. */
+export const CONFIG_CLIENT_ID = `${RESERVED_CLIENT_ID_PREFIX}config` as ClientId;
+
 interface PrimarySession {
   phase: PrimaryPhase;
   epoch: Epoch;
@@ -257,6 +263,8 @@ interface PrimarySession {
   promiseRound: number;
   promiseSentTick: number;
   readonly promises: Map<NodeId, PromiseGranted>;
+  /** Voters asked to promise: this replica's own configuration's, and those of newer ones that promisers reported. */
+  readonly promiseTargets: Set<NodeId>;
   readonly refusedBusy: Set<NodeId>;
   base: NodeId | null;
   /** The head of the history this mount continues (the base's trusted head). */
@@ -286,6 +294,8 @@ interface PrimarySession {
    */
   seqsAtMount: ReadonlySet<number>;
   trimmedSeqMax: number;
+  /** When a committed configuration left this primary out: it steps down once the followers know (see advanceConfig). */
+  leavingSince: number | null;
 }
 
 interface PendingReply {
@@ -310,7 +320,12 @@ interface DeferredInstall {
 
 export class ReplicaCore {
   readonly nodeId: NodeId;
-  private readonly config: VolumeConfig;
+  /** The latest configuration in the log (committed or not): the one this replica acts by. */
+  private config: VolumeConfig;
+  /** The configuration as of the applied point (the superblock's). */
+  private appliedConfig: VolumeConfig;
+  /** The lsn of the config record `config` comes from (0: from appliedConfig). */
+  private configLsn: Lsn = asLsn(0);
   private readonly timing: CoreTiming;
   private readonly bugs: TestOnlyPlantedBugs;
   /**
@@ -319,7 +334,6 @@ export class ReplicaCore {
    * the simulator's checker must see what the bug does).
    */
   private readonly guarded: boolean;
-  private readonly quorum: number;
   private readonly regionBlocks: number;
   private readonly retainedRecordsMax: number;
   private readonly retainedBytesMax: number;
@@ -382,10 +396,10 @@ export class ReplicaCore {
   constructor(options: ReplicaCoreOptions, recovered: RecoveredReplica) {
     this.nodeId = options.nodeId;
     this.config = options.config;
+    this.appliedConfig = options.config;
     this.timing = options.timing ?? DEFAULT_TIMING;
     this.bugs = options.testOnlyPlantedBugs ?? {};
     this.guarded = !Object.values(this.bugs).some((on) => on === true);
-    this.quorum = writeQuorum(options.config.replicas.length);
     this.regionBlocks = options.regionBlocks ?? limits.regionBlocks;
     this.retainedRecordsMax = options.logRetainedRecordsMax ?? limits.logRetainedRecordsMax;
     this.retainedBytesMax = options.logRetainedBytesMax ?? limits.logRetainedBytesMax;
@@ -394,7 +408,6 @@ export class ReplicaCore {
     this.resyncRegionIntervalTicks = options.resyncRegionIntervalTicks ?? 0;
     this.recordsPerMessageMax = options.appendRecordsPerMessageMax ?? limits.appendRecordsPerMessageMax;
     this.recordsInFlightMax = options.appendRecordsInFlightMax ?? limits.appendRecordsInFlightMax;
-    assert(options.config.replicas.includes(options.nodeId), `Node ${options.nodeId} holds no replica of ${options.config.name}`);
     assert(new Set(options.config.replicas).size === options.config.replicas.length, "Replicas are on distinct nodes");
 
     this.now = recovered.now;
@@ -406,6 +419,7 @@ export class ReplicaCore {
     this.unsurePastHead = recovered.unsurePastHead;
     this.sessions = [...recovered.sessions];
     this.log = new RecordLog(recovered.logBase, recovered.records);
+    this.refreshConfig();
     this.logDurableLsn = this.log.head().lsn;
     this.appliedLsn = recovered.appliedLsn;
     assert(this.appliedLsn >= this.log.baseVersion().lsn, "Applied point is not below the log's base");
@@ -446,6 +460,9 @@ export class ReplicaCore {
     corruptFound: number;
     repairsDone: number;
     repairsFailed: number;
+    /** The configuration this replica acts by, and whether it is committed as far as it knows. */
+    config: VolumeConfig;
+    configCommitted: boolean;
   } {
     const p = this.primary;
     return {
@@ -474,6 +491,8 @@ export class ReplicaCore {
       corruptFound: this.corruptFound,
       repairsDone: this.repairsDone,
       repairsFailed: this.repairsFailed,
+      config: this.config,
+      configCommitted: this.configLsn <= this.commitLsn,
     };
   }
 
@@ -555,6 +574,163 @@ export class ReplicaCore {
       if (this.loopback.length === 0 && this.out.length + this.loopback.length === before) return;
     }
     assert(this.loopback.length === 0, "Loopback settles");
+  }
+
+  // -------------------------------------------------------------------------
+  // Configuration (see VolumeConfig): the latest config record in the log.
+
+  /** After the log lost records (a truncation, a reset): the latest config record left, else the applied configuration. */
+  private refreshConfig(): void {
+    const start = this.log.startLsn();
+    for (let lsn = this.log.head().lsn; lsn >= start; lsn--) {
+      const r = this.log.get(asLsn(lsn));
+      if (r !== undefined && r.kind === "config" && r.data !== null) return this.setConfig(decodeConfig(r.data), r.lsn);
+    }
+    this.setConfig(this.appliedConfig, asLsn(0));
+  }
+
+  private noteAppendedConfig(records: readonly LogRecord[]): void {
+    for (const r of records) if (r.kind === "config" && r.data !== null) this.setConfig(decodeConfig(r.data), r.lsn);
+  }
+
+  private setConfig(config: VolumeConfig, lsn: Lsn): void {
+    const changed = config.configVersion !== this.config.configVersion;
+    this.config = config;
+    this.configLsn = lsn;
+    if (!changed) return;
+    this.trace("configuration", {
+      configVersion: config.configVersion,
+      replicas: config.replicas.join(","),
+      previousReplicas: config.previousReplicas?.join(",") ?? "",
+      learner: config.replacement?.to ?? "",
+      lsn,
+    });
+    const p = this.primary;
+    if (p !== null && (p.phase === "mounting" || p.phase === "active")) this.syncFollowers(p, lsn);
+  }
+
+  /** The primary sends to every member of the configuration but itself: new ones from `nextLsn`, removed ones no longer. */
+  private syncFollowers(p: PrimarySession, nextLsn: Lsn): void {
+    const members = configMembers(this.config);
+    for (const node of p.followers.keys()) if (!members.includes(node)) p.followers.delete(node);
+    for (const node of members) {
+      if (node === this.nodeId || p.followers.has(node)) continue;
+      const g = p.promises.get(node);
+      p.followers.set(node, {
+        node,
+        nextLsn,
+        matchLsn: asLsn(0),
+        reportedCommitLsn: g?.commitLsn ?? asLsn(0),
+        consistentSinceSeq: -Infinity,
+        resendFromLsn: nextLsn,
+        consistent: g?.consistent ?? false,
+        ackedSentTick: g === undefined ? null : p.promiseSentTick,
+        lastSendTick: -Infinity,
+        lastProgressTick: this.now,
+        resync: null,
+        lastResync: null,
+      });
+    }
+  }
+
+  /** "2", or "2 of n1,n2,n3 and 2 of n2,n3,n4" while joint: for messages. */
+  private quorumWords(): string {
+    const sets = voterSets(this.config);
+    if (sets.length === 1) return String(writeQuorum(this.config.replicas.length));
+    return sets.map((s) => `${writeQuorum(s.length)} of ${s.join(",")}`).join(" and ");
+  }
+
+  /**
+   * A request for a mount this node does not hold: FENCED (taken over),
+   * unless this node was removed from the replica set while it was the
+   * primary: then NO_QUORUM with where to go, so the client fails over.
+   */
+  private noActiveMount(reqId: RequestId): void {
+    if (!isVoter(this.config, this.nodeId) && this.config.replicas.length > 0) {
+      return this.fail(reqId, "NO_QUORUM", `${this.nodeId} no longer holds a replica of ${this.config.name}: mount through ${this.config.replicas.join(", ")}`, this.config.replicas[0]);
+    }
+    this.fail(reqId, "FENCED", `No mount of ${this.config.name} is active on ${this.nodeId}`);
+  }
+
+  private onReplace(reqId: RequestId, req: ReplaceRequest): void {
+    const p = this.primary;
+    if (p === null || p.phase !== "active") return this.noActiveMount(reqId);
+    const c = this.config;
+    if (c.replacement !== undefined && c.replacement.from === req.from && c.replacement.to === req.to) {
+      // Asked again (volctl rerun): answered once the learner configuration is committed.
+      p.pendingWrites.push({ reqId, lsn: this.configLsn, deadline: this.now + this.timing.writeTimeoutTicks });
+      return;
+    }
+    if (c.previousReplicas !== undefined || this.configLsn > this.commitLsn) {
+      return this.fail(reqId, "VOLUME_BUSY", `The replica set of ${c.name} is changing (configuration ${c.configVersion}): wait until that ends`);
+    }
+    if (!c.replicas.includes(req.from)) {
+      return this.fail(reqId, "INVALID_ARGUMENT", `${req.from} holds no replica of ${c.name}: its replicas are on ${c.replicas.join(", ")}`);
+    }
+    if (c.replicas.includes(req.to) || req.to === req.from) {
+      return this.fail(reqId, "INVALID_ARGUMENT", `${req.to} already holds a replica of ${c.name}`);
+    }
+    if (!this.leaseValid(p)) {
+      return this.fail(reqId, "NO_QUORUM", `Fewer than ${this.quorumWords()} replicas of ${c.name} are reachable: the replica set is unchanged`);
+    }
+    // A learner first (a replacement under way with another learner is
+    // retargeted: a learner does not vote, so it may go at any time).
+    this.appendConfig(p, reqId, {
+      name: c.name,
+      blockSize: c.blockSize,
+      blockCount: c.blockCount,
+      replicas: c.replicas,
+      configVersion: c.configVersion + 1,
+      replacement: { from: req.from, to: req.to },
+    });
+  }
+
+  private appendConfig(p: PrimarySession, reqId: RequestId | null, config: VolumeConfig): void {
+    const record: LogRecord = {
+      epoch: p.epoch,
+      lsn: asLsn(this.log.head().lsn + 1),
+      kind: "config",
+      block: asBlock(0),
+      blockCount: 0,
+      data: encodeConfig(config),
+      clientId: CONFIG_CLIENT_ID,
+      clientSeq: 0,
+    };
+    if (reqId !== null) p.pendingWrites.push({ reqId, lsn: record.lsn, deadline: this.now + this.timing.writeTimeoutTicks });
+    this.appendAsPrimary(p, record);
+  }
+
+  /**
+   * Moves a replacement on, one committed configuration at a time: once the
+   * learner is in sync, the joint configuration; once that is committed,
+   * the new set alone; once that is committed, a primary that no longer
+   * votes steps down (its client mounts through the new set).
+   */
+  private advanceConfig(p: PrimarySession): void {
+    const c = this.config;
+    if (this.configLsn > this.commitLsn) return;
+    const { name, blockSize, blockCount } = c;
+    if (c.replacement !== undefined) {
+      const f = p.followers.get(c.replacement.to);
+      if (f === undefined || !f.consistent || f.resync !== null || f.matchLsn < this.configLsn) return;
+      // In sync: it holds every committed record but those still on their way.
+      if (f.matchLsn + this.recordsInFlightMax < this.commitLsn) return;
+      if (!c.replicas.includes(c.replacement.from)) return;
+      const replicas = replacedSet(c.replicas, c.replacement.from, c.replacement.to);
+      this.trace("learner in sync: joint configuration", { learner: f.node, matchLsn: f.matchLsn });
+      return this.appendConfig(p, null, { name, blockSize, blockCount, replicas, configVersion: c.configVersion + 1, previousReplicas: c.replicas });
+    }
+    if (c.previousReplicas !== undefined) {
+      return this.appendConfig(p, null, { name, blockSize, blockCount, replicas: c.replicas, configVersion: c.configVersion + 1 });
+    }
+    if (!c.replicas.includes(this.nodeId)) {
+      // The followers learn the final commit point before this primary goes
+      // (else they would wait for the next mount to apply it).
+      p.leavingSince ??= this.now;
+      const told = [...p.followers.values()].every((f) => f.reportedCommitLsn >= this.configLsn);
+      if (!told && this.now - p.leavingSince < this.timing.resendTicks * 4) return;
+      this.stepDown("NO_QUORUM", `${this.nodeId} no longer holds a replica of ${name}: its replicas are on ${c.replicas.join(", ")}; mount through one of them`);
+    }
   }
 
   // -------------------------------------------------------------------------
@@ -641,7 +817,7 @@ export class ReplicaCore {
   }
 
   private noteApplied(r: LogRecord): void {
-    if (r.kind === "mountStart") return;
+    if (!coversBlocks(r.kind)) return;
     const first = this.regionOf(r.block);
     const last = this.regionOf(r.block + r.blockCount - 1);
     for (let i = first; i <= last; i++) {
@@ -652,7 +828,14 @@ export class ReplicaCore {
   private applyCommitted(): void {
     const target = this.bugs.applyUncommitted ? this.logDurableLsn : asLsn(Math.min(this.commitLsn, this.logDurableLsn));
     if (target <= this.appliedLsn) return;
-    for (const r of this.log.slice(asLsn(this.appliedLsn + 1), target)) this.noteApplied(r);
+    let config: VolumeConfig | null = null;
+    for (const r of this.log.slice(asLsn(this.appliedLsn + 1), target)) {
+      this.noteApplied(r);
+      if (r.kind === "config" && r.data !== null) config = decodeConfig(r.data);
+    }
+    // The store keeps the configuration as of its applied point (it folds the
+    // config records it checkpoints, as it folds sessions).
+    if (config !== null) this.appliedConfig = config;
     this.appliedLsn = target;
     this.out.push({ type: "apply", throughLsn: target });
     this.trimLog();
@@ -689,7 +872,11 @@ export class ReplicaCore {
   // Messages: the epoch is checked first, always.
 
   private onMessage(from: NodeId, msg: PeerMessage): void {
-    if (!this.config.replicas.includes(from)) {
+    // Epochs decide everything else; a promise, though, is asked only by
+    // members, or by a node whose configuration is newer than this one's (a
+    // replica that missed a change): a replica removed from the set cannot
+    // take the volume from its live mount.
+    if (msg.type === "promise" && from !== this.nodeId && !configMembers(this.config).includes(from) && msg.configVersion <= this.config.configVersion) {
       this.trace("message from a node outside the replica set dropped", { from, type: msg.type });
       return;
     }
@@ -799,6 +986,7 @@ export class ReplicaCore {
         unsurePastHead: this.unsurePastHead,
         witnessHead: this.witnessHead(),
         sinceOlderLeaseTicks: this.grantSinceOlder,
+        config: this.config,
       }));
     if (m.epoch === this.promisedEpoch && this.promisedTo === from) return grant(); // a retransmission
     if (m.epoch <= this.promisedEpoch) return refuse("stale");
@@ -887,6 +1075,7 @@ export class ReplicaCore {
         if (this.consistentThrough !== null && this.consistentThrough.lsn > to) this.consistentThrough = this.log.head();
         this.trace("log truncated", { afterLsn: to });
         this.logOp(to, (token) => ({ type: "truncateLog", afterLsn: to, token }));
+        this.refreshConfig();
       }
       fresh = [r];
     }
@@ -894,6 +1083,7 @@ export class ReplicaCore {
       this.log.append(fresh);
       const records = fresh;
       this.logOp(null, (token) => ({ type: "appendLog", records, token }));
+      this.noteAppendedConfig(records);
     }
     const matchLsn = asLsn(m.prev.lsn + m.records.length);
     const commit = Math.min(m.commitLsn, matchLsn);
@@ -960,6 +1150,12 @@ export class ReplicaCore {
       this.log.reset(effective);
       this.sessions = sessions;
     }
+    // The regions bring the blocks up to the snapshot, not the configuration
+    // records before it: the primary's configuration stands for them (the
+    // records after the snapshot, arriving in order, bring theirs).
+    this.appliedConfig = m.config;
+    this.persistSuperblock({ config: m.config });
+    this.refreshConfig();
     // Applying again from the snapshot is safe: every record sets whole blocks.
     this.appliedLsn = effective.lsn;
     if (this.commitLsn < effective.lsn) this.commitLsn = effective.lsn;
@@ -1061,6 +1257,8 @@ export class ReplicaCore {
         return this.onRead(reqId, req);
       case "unmount":
         return this.onUnmount(reqId);
+      case "replace":
+        return this.onReplace(reqId, req);
       default:
         throw new Error(`Unknown request ${JSON.stringify(req satisfies never)}`);
     }
@@ -1081,6 +1279,9 @@ export class ReplicaCore {
     if (!this.consistent) {
       return this.fail(reqId, "NO_QUORUM", `The replica of ${this.config.name} on ${this.nodeId} is resyncing: mount through another replica`);
     }
+    if (!isVoter(this.config, this.nodeId)) {
+      return this.fail(reqId, "NO_QUORUM", `The replica of ${this.config.name} on ${this.nodeId} does not vote (yet): mount through ${this.config.replicas.join(", ")}`);
+    }
     if (p !== null) this.stepDown("FENCED", `Volume ${this.config.name} was taken over by client ${req.clientId}`);
     const epoch = asEpoch(this.promisedEpoch + 1);
     const session: PrimarySession = {
@@ -1093,6 +1294,7 @@ export class ReplicaCore {
       promiseRound: 0,
       promiseSentTick: this.now,
       promises: new Map(),
+      promiseTargets: new Set(),
       refusedBusy: new Set(),
       base: null,
       baseTarget: VERSION_ZERO,
@@ -1108,6 +1310,7 @@ export class ReplicaCore {
       seqLsn: new Map(),
       seqsAtMount: new Set(),
       trimmedSeqMax: 0,
+      leavingSince: null,
     };
     this.primary = session;
     this.trace("mount begins", { candidate: this.nodeId, clientId: req.clientId, takeover: req.takeover });
@@ -1124,10 +1327,12 @@ export class ReplicaCore {
     if (fresh) {
       p.promises.clear();
       p.refusedBusy.clear();
+      p.promiseTargets.clear();
     }
+    for (const set of voterSets(this.config)) for (const node of set) p.promiseTargets.add(node);
     p.promiseSentTick = this.now;
-    for (const node of this.config.replicas) {
-      this.send(node, { type: "promise", epoch: p.epoch, clientId: p.clientId, takeover: p.takeover });
+    for (const node of p.promiseTargets) {
+      this.send(node, { type: "promise", epoch: p.epoch, clientId: p.clientId, takeover: p.takeover, configVersion: this.config.configVersion });
     }
   }
 
@@ -1154,7 +1359,8 @@ export class ReplicaCore {
     if (m.type === "promiseRefused") {
       if (m.reason === "stale") return this.retryPromises(m.promisedEpoch);
       p.refusedBusy.add(from);
-      if (from === this.nodeId || p.refusedBusy.size > this.config.replicas.length - this.quorum) {
+      const busy = voterSets(this.config).some((set) => set.filter((n) => p.refusedBusy.has(n)).length > set.length - writeQuorum(set.length));
+      if (from === this.nodeId || busy) {
         this.primary = null;
         this.fail(p.mountReqId, "VOLUME_BUSY", `Volume ${this.config.name} is mounted by another client whose lease is live: use takeover (volctl --force) to fence it`);
       }
@@ -1173,12 +1379,31 @@ export class ReplicaCore {
       unsurePastHead: g.unsurePastHead,
       witnessHead: g.witnessHead,
     }));
-    let choice = chooseBase(infos, this.config.replicas.length, this.quorum, this.nodeId);
-    if (this.bugs.baseAnyReplica && infos.length >= this.quorum) {
+    // The mount needs a majority of this replica's configuration and of the
+    // one in the most up-to-date log (which it is about to adopt): Raft's
+    // "the latest configuration in the log", with joint majorities. Voters
+    // of that configuration not asked yet are asked now.
+    const best = mostUpToDate(infos, this.nodeId);
+    const theirs = best === null ? undefined : p.promises.get(best.node)?.config;
+    const adopted = theirs !== undefined && theirs.configVersion > this.config.configVersion ? theirs : this.config;
+    const sets = adopted === this.config ? voterSets(this.config) : [...voterSets(this.config), ...voterSets(adopted)];
+    for (const set of sets) {
+      for (const node of set) {
+        if (p.promiseTargets.has(node)) continue;
+        p.promiseTargets.add(node);
+        this.send(node, { type: "promise", epoch: p.epoch, clientId: p.clientId, takeover: p.takeover, configVersion: this.config.configVersion });
+      }
+    }
+    let choice = chooseBaseAcross(infos, sets, this.nodeId);
+    if (this.bugs.baseAnyReplica && infos.length >= writeQuorum(this.config.replicas.length)) {
       const source = infos.reduce((a, b) => (compareVersion(trustedHead(a), trustedHead(b)) <= 0 ? a : b));
       choice = { source, target: trustedHead(source) };
     }
     if (choice === null) return;
+    if (!isVoter(adopted, this.nodeId)) {
+      this.primary = null;
+      return this.fail(p.mountReqId, "NO_QUORUM", `${this.nodeId} no longer holds a voting replica of ${this.config.name} (configuration ${adopted.configVersion}): mount through ${adopted.replicas.join(", ")}`, adopted.replicas[0]);
+    }
     const base = choice.source;
     const target = choice.target;
     // Every lease this mount may cut short runs out before it acknowledges.
@@ -1294,10 +1519,12 @@ export class ReplicaCore {
       const to = cut;
       this.log.truncateAfter(to);
       this.logOp(to, (token) => ({ type: "truncateLog", afterLsn: to, token }));
+      this.refreshConfig();
     }
     if (keep.length > 0) {
       this.log.append(keep);
       this.logOp(null, (token) => ({ type: "appendLog", records: keep, token }));
+      this.noteAppendedConfig(keep);
     }
   }
 
@@ -1318,24 +1545,7 @@ export class ReplicaCore {
       clientSeq: 0,
     };
     p.mountStartLsn = record.lsn;
-    for (const node of this.config.replicas) {
-      if (node === this.nodeId) continue;
-      const g = p.promises.get(node);
-      p.followers.set(node, {
-        node,
-        nextLsn: record.lsn,
-        matchLsn: asLsn(0),
-        reportedCommitLsn: g?.commitLsn ?? asLsn(0),
-        consistentSinceSeq: -Infinity,
-        resendFromLsn: record.lsn,
-        consistent: g?.consistent ?? false,
-        ackedSentTick: g === undefined ? null : p.promiseSentTick,
-        lastSendTick: -Infinity,
-        lastProgressTick: this.now,
-        resync: null,
-        lastResync: null,
-      });
-    }
+    this.syncFollowers(p, record.lsn);
     this.appendAsPrimary(p, record);
     this.trace("mount start appended", { lsn: record.lsn });
   }
@@ -1353,13 +1563,14 @@ export class ReplicaCore {
     assert(this.primary === p && this.promisedEpoch === p.epoch, "Only the primary of the promised epoch appends");
     this.log.append([record]);
     this.logOp(null, (token) => ({ type: "appendLog", records: [record], token }));
+    if (record.kind === "config") this.noteAppendedConfig([record]);
     for (const f of p.followers.values()) this.sendAppends(p, f, false);
   }
 
   private onWrite(reqId: RequestId, req: WriteRequest): void {
     const p = this.primary;
     if (p === null || p.phase !== "active") {
-      return this.fail(reqId, "FENCED", `No mount of ${this.config.name} is active on ${this.nodeId}`);
+      return this.noActiveMount(reqId);
     }
     if (req.clientId !== p.clientId) {
       return this.fail(reqId, "FENCED", `Volume ${this.config.name} is mounted by another client`);
@@ -1385,7 +1596,7 @@ export class ReplicaCore {
       return;
     }
     if (!this.leaseValid(p)) {
-      return this.fail(reqId, "NO_QUORUM", `Fewer than ${this.quorum} replicas of ${this.config.name} are reachable: nothing was written`);
+      return this.fail(reqId, "NO_QUORUM", `Fewer than ${this.quorumWords()} replicas of ${this.config.name} are reachable: nothing was written`);
     }
     if (p.pendingWrites.length >= limits.clientRequestsQueuedMax) {
       return this.fail(reqId, "NO_QUORUM", `Too many writes of ${this.config.name} are waiting for replicas: nothing was written`);
@@ -1418,7 +1629,7 @@ export class ReplicaCore {
   private onRead(reqId: RequestId, req: ReadRequest): void {
     const p = this.primary;
     if (p === null || p.phase !== "active") {
-      return this.fail(reqId, "FENCED", `No mount of ${this.config.name} is active on ${this.nodeId}`);
+      return this.noActiveMount(reqId);
     }
     const bad = this.checkRange(req.block, req.blockCount);
     if (bad !== null) return this.fail(reqId, bad.code, bad.message);
@@ -1428,11 +1639,11 @@ export class ReplicaCore {
 
   private onUnmount(reqId: RequestId): void {
     const p = this.primary;
-    if (p === null || p.phase !== "active") return this.fail(reqId, "FENCED", `No mount of ${this.config.name} is active on ${this.nodeId}`);
+    if (p === null || p.phase !== "active") return this.noActiveMount(reqId);
     // The final commit point first, so the followers apply the last writes
     // now rather than at the next mount.
     for (const f of p.followers.values()) this.sendAppends(p, f, true);
-    for (const node of this.config.replicas) if (node !== this.nodeId) this.send(node, { type: "release", epoch: p.epoch });
+    for (const node of configMembers(this.config)) if (node !== this.nodeId) this.send(node, { type: "release", epoch: p.epoch });
     this.released = true;
     this.stepDown("FENCED", `Volume ${this.config.name} was unmounted`);
     this.out.push({ type: "reply", reqId, result: { ok: true } });
@@ -1455,8 +1666,15 @@ export class ReplicaCore {
   // Primary: replication, commit, lease, acks.
 
   private leaseExpiry(p: PrimarySession): number {
-    const start = leaseStart([...p.followers.values()].map((f) => f.ackedSentTick), this.quorum, this.now);
-    if (start === null) return -Infinity;
+    // A majority of each voter set renewed it; the primary counts in the sets it votes in.
+    let start = Infinity;
+    for (const set of voterSets(this.config)) {
+      const acks = set.filter((n) => n !== this.nodeId).map((n) => p.followers.get(n)?.ackedSentTick ?? null);
+      const quorum = writeQuorum(set.length);
+      const s = leaseStart(acks, set.includes(this.nodeId) ? quorum : quorum + 1, this.now);
+      if (s === null) return -Infinity;
+      start = Math.min(start, s);
+    }
     return start + this.timing.leaseTicks * (1 - this.timing.driftPermille / 1000);
   }
 
@@ -1672,9 +1890,12 @@ export class ReplicaCore {
     if (f.resync === null && f.consistent) {
       // Resyncing makes a replica inconsistent. Keep W consistent replicas
       // (this primary among them): the others wait their turn.
-      let consistent = 1;
-      for (const g of p.followers.values()) if (g !== f && g.consistent && g.resync === null) consistent++;
-      if (consistent < this.quorum) return;
+      for (const set of voterSets(this.config)) {
+        if (!set.includes(f.node)) continue;
+        let consistent = set.includes(this.nodeId) ? 1 : 0;
+        for (const g of p.followers.values()) if (g !== f && set.includes(g.node) && g.consistent && g.resync === null) consistent++;
+        if (consistent < writeQuorum(set.length)) return;
+      }
     }
     // The snapshot is committed and at least the follower's commit point, so
     // the follower never drops a record it may have acknowledged.
@@ -1698,7 +1919,7 @@ export class ReplicaCore {
     };
     this.trace("region resync of a follower begins", { follower: f.node, snapshot: formatVersion(snapshot) });
     const sessions = foldSessions(this.sessions, this.log.slice(this.log.startLsn(), snapshot.lsn), this.sessionsMax);
-    this.send(f.node, { type: "resyncBegin", epoch: p.epoch, snapshot, sessions, seq: this.now });
+    this.send(f.node, { type: "resyncBegin", epoch: p.epoch, snapshot, sessions, seq: this.now, config: this.config });
     f.lastSendTick = this.now;
   }
 
@@ -1793,7 +2014,7 @@ export class ReplicaCore {
     if (p === null) return;
     if (p.phase !== "active" && this.now >= p.mountDeadline) {
       this.primary = null;
-      return this.fail(p.mountReqId, "NO_QUORUM", `Mount of ${this.config.name} found fewer than ${this.quorum} replicas able to promise in time`);
+      return this.fail(p.mountReqId, "NO_QUORUM", `Mount of ${this.config.name} found fewer than ${this.quorumWords()} replicas able to promise in time`);
     }
     if (p.phase === "promising" && this.now - p.promiseSentTick >= this.timing.resendTicks) this.sendPromises(p, false);
     if (p.phase === "fetching" && p.fetch !== null && this.now - p.promiseSentTick >= this.timing.resendTicks) {
@@ -1816,7 +2037,7 @@ export class ReplicaCore {
       if (this.now - f.lastSendTick >= this.timing.heartbeatTicks) this.sendAppends(p, f, true);
     }
     for (const w of p.pendingWrites) {
-      if (this.now >= w.deadline) this.fail(w.reqId, "NO_QUORUM", `Write to ${this.config.name} was not replicated to ${this.quorum} replicas in time: it may or may not have been written`);
+      if (this.now >= w.deadline) this.fail(w.reqId, "NO_QUORUM", `Write to ${this.config.name} was not replicated to ${this.quorumWords()} replicas in time: it may or may not have been written`);
     }
     removeWhere(p.pendingWrites, (w) => this.now >= w.deadline);
     for (const r of p.pendingReads) {
@@ -1834,13 +2055,22 @@ export class ReplicaCore {
   private advancePrimary(): void {
     const p = this.primary;
     if (p === null || (p.phase !== "mounting" && p.phase !== "active")) return;
-    const voters: number[] = [this.logDurableLsn];
-    for (const f of p.followers.values()) {
-      if ((f.consistent && f.resync === null) || this.bugs.countInconsistent) voters.push(f.matchLsn);
+    // Committed once a majority of each voter set holds it (two sets while joint).
+    let commit = Infinity;
+    for (const set of voterSets(this.config)) {
+      const voters: number[] = [];
+      for (const node of set) {
+        if (node === this.nodeId) {
+          voters.push(this.logDurableLsn);
+          continue;
+        }
+        const f = p.followers.get(node);
+        if (f !== undefined && ((f.consistent && f.resync === null) || this.bugs.countInconsistent)) voters.push(f.matchLsn);
+      }
+      commit = Math.min(commit, commitPoint(voters, writeQuorum(set.length), this.commitLsn, (lsn) => this.log.versionAt(lsn)?.epoch ?? null, p.epoch));
     }
-    const commit = commitPoint(voters, this.quorum, this.commitLsn, (lsn) => this.log.versionAt(lsn)?.epoch ?? null, p.epoch);
     // Followers learn the commit point from the next append or heartbeat.
-    if (commit > this.commitLsn) this.commitLsn = commit;
+    if (commit > this.commitLsn) this.commitLsn = asLsn(commit);
     const ready = this.leaseValid(p) && this.now >= p.leaseWaitUntil;
     if (p.phase === "mounting" && this.commitLsn >= p.mountStartLsn && ready) {
       p.phase = "active";
@@ -1848,6 +2078,8 @@ export class ReplicaCore {
       this.out.push({ type: "reply", reqId: p.mountReqId, result: { ok: true, epoch: p.epoch, blockCount: this.config.blockCount, blockSize: this.config.blockSize } });
     }
     if (p.phase !== "active" || !ready) return;
+    this.advanceConfig(p);
+    if (this.primary !== p) return;
     const ackThrough = this.bugs.ackBeforeQuorum ? this.logDurableLsn : this.commitLsn;
     for (const w of p.pendingWrites) {
       if (w.lsn <= ackThrough) this.out.push({ type: "reply", reqId: w.reqId, result: { ok: true, epoch: p.epoch, lsn: w.lsn } });

@@ -19,7 +19,7 @@ export function foldSessions(
   const byClient = new Map<ClientId, ClientSession>();
   for (const s of sessions) byClient.set(s.clientId, s);
   for (const r of records) {
-    if (r.kind === "mountStart") continue;
+    if (r.kind === "mountStart" || r.kind === "config") continue;
     const prev = byClient.get(r.clientId);
     if (prev === undefined || prev.clientSeq < r.clientSeq) {
       byClient.set(r.clientId, { clientId: r.clientId, clientSeq: r.clientSeq, lsn: r.lsn });

@@ -54,7 +54,13 @@ export function formatVersion(v: Version): string {
   return `${v.epoch}:${v.lsn}`;
 }
 
-export type RecordKind = "write" | "zeroes" | "trim" | "mountStart";
+/** `config` records carry a new configuration of the volume (its replica set) as their data. */
+export type RecordKind = "write" | "zeroes" | "trim" | "mountStart" | "config";
+
+/** Whether records of this kind cover blocks (the others change no block). */
+export function coversBlocks(kind: RecordKind): boolean {
+  return kind !== "mountStart" && kind !== "config";
+}
 
 /**
  * One change in a volume's history. Writes cover whole blocks: the primary
@@ -66,7 +72,7 @@ export interface LogRecord {
   readonly kind: RecordKind;
   readonly block: BlockIndex;
   readonly blockCount: number;
-  /** The blocks' bytes for `write` (blockCount * blockSize); null otherwise. */
+  /** The blocks' bytes for `write` (blockCount * blockSize); the encoded configuration for `config`; null otherwise. */
   readonly data: Uint8Array | null;
   /** The client whose request made this record (the mounting client for mountStart). */
   readonly clientId: ClientId;
@@ -78,14 +84,30 @@ export function recordVersion(r: LogRecord): Version {
   return { epoch: r.epoch, lsn: r.lsn };
 }
 
+/**
+ * A volume's configuration. A replacement of one replica moves through
+ * three configurations, each a `config` record in the log (Raft's joint
+ * consensus, with a learner phase first):
+ *   1. `replacement` set: the new replica is a learner: it is sent every
+ *      record and region-resynced from empty, and it does not vote;
+ *   2. once it is in sync, joint: `replicas` is the new set and
+ *      `previousReplicas` the old one; commits, leases and mounts need a
+ *      majority of each;
+ *   3. once that is committed, `replicas` alone.
+ * A replica uses the latest configuration in its log, committed or not.
+ */
 export interface VolumeConfig {
   readonly name: string;
   readonly blockSize: number;
   readonly blockCount: number;
-  /** Distinct nodes, one replica each. */
+  /** Distinct nodes, one replica each: the voters (the new set while joint). */
   readonly replicas: readonly NodeId[];
   /** Increases whenever the replica set changes. */
   readonly configVersion: number;
+  /** While joint: the old voters. */
+  readonly previousReplicas?: readonly NodeId[];
+  /** While a learner is built: the replica it replaces and the learner. */
+  readonly replacement?: { readonly from: NodeId; readonly to: NodeId };
 }
 
 /** W: a majority of N. */

@@ -17,6 +17,7 @@
 import { performance } from "node:perf_hooks";
 import { crc32 } from "../storage/crc32.js";
 import { VolumeError } from "../core/errors.js";
+import { configRecordFits } from "../core/config.js";
 import { limits } from "../core/limits.js";
 import type {
   ClientRequest,
@@ -32,7 +33,7 @@ import type {
   WriteResult,
 } from "../core/messages.js";
 import { ReplicaCore, type RecoveredReplica, type TestOnlyPlantedBugs } from "../core/replica.js";
-import { asBlock, asLsn, asTicks, type BlockIndex, type ClientId, type Epoch, type LogRecord, type Lsn, type NodeId, type VolumeConfig } from "../core/types.js";
+import { asBlock, asLsn, asTicks, coversBlocks, type BlockIndex, type ClientId, type Epoch, type LogRecord, type Lsn, type NodeId, type VolumeConfig } from "../core/types.js";
 import { CorruptBlocksError, type ReplicaStore } from "../storage/replica-store.js";
 import type { Logger } from "./logger.js";
 
@@ -269,8 +270,9 @@ export class VolumeDriver {
   private checkPeerMessage(msg: PeerMessage): string | null {
     const records = msg.type === "append" || msg.type === "fetchReply" ? msg.records : [];
     for (const r of records) {
-      if (r.kind === "mountStart") {
-        if (r.blockCount !== 0) return `mount start record ${r.lsn} covers blocks`;
+      if (!coversBlocks(r.kind)) {
+        if (r.blockCount !== 0) return `${r.kind} record ${r.lsn} covers blocks`;
+        if (r.kind === "config" && r.data !== null && !configRecordFits(r.data, this.config)) return `config record ${r.lsn} is not a configuration of ${this.name}`;
         continue;
       }
       if (r.blockCount < 1 || r.blockCount > limits.requestBlocksMax || r.block + r.blockCount > this.config.blockCount) {

@@ -10,6 +10,7 @@
  * is dropped by the caller (the sender retransmits what matters); the core
  * never sees it.
  */
+import { CONFIG_BYTES_MAX, decodeConfig, encodeConfig } from "../core/config.js";
 import { VolumeError } from "../core/errors.js";
 import type { PeerMessage } from "../core/messages.js";
 import type { ClientSession } from "../core/session.js";
@@ -23,6 +24,7 @@ import {
   type LogRecord,
   type RecordKind,
   type Version,
+  type VolumeConfig,
 } from "../core/types.js";
 
 /** One PeerMessage as proto-loader encodes and decodes it. */
@@ -37,6 +39,7 @@ const KIND_TO_WIRE: Record<RecordKind, string> = {
   zeroes: "RECORD_KIND_ZEROES",
   trim: "RECORD_KIND_TRIM",
   mountStart: "RECORD_KIND_MOUNT_START",
+  config: "RECORD_KIND_CONFIG",
 };
 
 const KIND_FROM_WIRE = new Map<string, RecordKind>(Object.entries(KIND_TO_WIRE).map(([k, v]) => [v, k as RecordKind]));
@@ -116,7 +119,7 @@ function exchangeMethod(): ExchangeCodec {
 export function encodePeerMessage(volume: string, msg: PeerMessage, payloads: Uint8Array[]): PeerMessageWire {
   switch (msg.type) {
     case "promise":
-      return { volume, promise: { epoch: msg.epoch, clientId: msg.clientId, takeover: msg.takeover } };
+      return { volume, promise: { epoch: msg.epoch, clientId: msg.clientId, takeover: msg.takeover, configVersion: msg.configVersion } };
     case "promiseGranted":
       return {
         volume,
@@ -128,6 +131,7 @@ export function encodePeerMessage(volume: string, msg: PeerMessage, payloads: Ui
           unsurePastHead: msg.unsurePastHead,
           witnessHead: versionOut(msg.witnessHead),
           ...(msg.sinceOlderLeaseTicks === null ? {} : { sinceOlderLeaseTicks: msg.sinceOlderLeaseTicks }),
+          config: encodeConfig(msg.config),
         },
       };
     case "promiseRefused":
@@ -158,7 +162,7 @@ export function encodePeerMessage(volume: string, msg: PeerMessage, payloads: Ui
         },
       };
     case "resyncBegin":
-      return { volume, resyncBegin: { epoch: msg.epoch, snapshot: versionOut(msg.snapshot), sessions: msg.sessions.map(sessionOut), seq: msg.seq } };
+      return { volume, resyncBegin: { epoch: msg.epoch, snapshot: versionOut(msg.snapshot), sessions: msg.sessions.map(sessionOut), seq: msg.seq, config: encodeConfig(msg.config) } };
     case "resyncBeginReply":
       return {
         volume,
@@ -238,6 +242,14 @@ function bytes(x: unknown, what: string): Uint8Array {
   return x;
 }
 
+function configIn(x: unknown, what: string): VolumeConfig {
+  try {
+    return decodeConfig(bytes(x, what));
+  } catch (err) {
+    throw new PeerCodecError(`${what} is not a configuration: ${(err as Error).message}`);
+  }
+}
+
 function arr(x: unknown, what: string, max: number): unknown[] {
   if (!Array.isArray(x) || x.length > max) throw new PeerCodecError(`${what} is not a list of at most ${max}`);
   return x as unknown[];
@@ -272,14 +284,15 @@ function recordIn(x: unknown, what: string): LogRecord {
   const kind = KIND_FROM_WIRE.get(String(o["kind"]));
   if (kind === undefined) throw new PeerCodecError(`${what}.kind ${String(o["kind"])} is unknown`);
   const data = bytes(o["data"], `${what}.data`);
-  if (kind !== "write" && data.length > 0) throw new PeerCodecError(`${what} is a ${kind} with data`);
+  if (kind !== "write" && kind !== "config" && data.length > 0) throw new PeerCodecError(`${what} is a ${kind} with data`);
+  if (kind === "config" && (data.length === 0 || data.length > CONFIG_BYTES_MAX)) throw new PeerCodecError(`${what} is a config record of ${data.length} bytes`);
   return {
     epoch: asEpoch(uint(o["epoch"], `${what}.epoch`)),
     lsn: asLsn(uint(o["lsn"], `${what}.lsn`)),
     kind,
     block: asBlock(uint(o["block"], `${what}.block`)),
     blockCount: uint(o["blockCount"], `${what}.blockCount`),
-    data: kind === "write" ? data : null,
+    data: kind === "write" || kind === "config" ? data : null,
     clientId: asClientId(str(o["clientId"], `${what}.clientId`, CLIENT_ID_BYTES_MAX)),
     clientSeq: uint(o["clientSeq"], `${what}.clientSeq`),
   };
@@ -312,7 +325,7 @@ export function decodePeerMessage(wire: unknown): { volume: string; msg: PeerMes
   const msg = ((): PeerMessage => {
     switch (body) {
       case "promise":
-        return { type: "promise", epoch, clientId: asClientId(str(b["clientId"], "promise.clientId", CLIENT_ID_BYTES_MAX)), takeover: bool(b["takeover"], "promise.takeover") };
+        return { type: "promise", epoch, clientId: asClientId(str(b["clientId"], "promise.clientId", CLIENT_ID_BYTES_MAX)), takeover: bool(b["takeover"], "promise.takeover"), configVersion: uint(b["configVersion"], "promise.configVersion") };
       case "promiseGranted":
         return {
           type: "promiseGranted",
@@ -323,6 +336,7 @@ export function decodePeerMessage(wire: unknown): { volume: string; msg: PeerMes
           unsurePastHead: bool(b["unsurePastHead"], "promiseGranted.unsurePastHead"),
           witnessHead: versionIn(b["witnessHead"], "promiseGranted.witnessHead"),
           sinceOlderLeaseTicks: optionalUint(b, "sinceOlderLeaseTicks", "promiseGranted.sinceOlderLeaseTicks"),
+          config: configIn(b["config"], "promiseGranted.config"),
         };
       case "promiseRefused": {
         const reason = b["reason"] === "REASON_STALE" ? "stale" : b["reason"] === "REASON_BUSY" ? "busy" : null;
@@ -373,6 +387,7 @@ export function decodePeerMessage(wire: unknown): { volume: string; msg: PeerMes
           snapshot: versionIn(b["snapshot"], "resyncBegin.snapshot"),
           sessions: arr(b["sessions"], "resyncBegin.sessions", SESSIONS_MAX).map((s, i) => sessionIn(s, `resyncBegin.sessions[${i}]`)),
           seq: uint(b["seq"], "resyncBegin.seq"),
+          config: configIn(b["config"], "resyncBegin.config"),
         };
       case "resyncBeginReply":
         return {

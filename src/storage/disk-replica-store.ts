@@ -59,6 +59,7 @@
  */
 import { AssertionError, assert } from "../core/assert.js";
 import { VolumeError } from "../core/errors.js";
+import { CONFIG_BYTES_MAX, configAfter } from "../core/config.js";
 import { limits } from "../core/limits.js";
 import { foldSessions, type ClientSession } from "../core/session.js";
 import {
@@ -67,6 +68,7 @@ import {
   asEpoch,
   asLsn,
   compareVersion,
+  coversBlocks,
   formatVersion,
   recordVersion,
   versionEquals,
@@ -185,6 +187,9 @@ export function checkVolumeConfig(config: VolumeConfig): void {
     bad(`${config.replicas.length} replicas, expected 1 to ${limits.replicaCountMax}`);
   }
   if (new Set(config.replicas).size !== config.replicas.length) bad("replicas are not distinct nodes");
+  const previous = config.previousReplicas ?? [];
+  if (previous.length > limits.replicaCountMax || new Set(previous).size !== previous.length) bad("previous replicas are not distinct nodes");
+  if (config.replacement !== undefined && config.previousReplicas !== undefined) bad("a learner while joint");
   if (!Number.isSafeInteger(config.configVersion) || config.configVersion < 0) bad(`config version ${config.configVersion}`);
 }
 
@@ -636,6 +641,8 @@ export class DiskReplicaStore implements ReplicaStore {
     switch (r.kind) {
       case "mountStart":
         return r.blockCount === 0 && r.data === null ? null : "a mount start record covers no blocks";
+      case "config":
+        return r.blockCount === 0 && r.data !== null && r.data.length > 0 && r.data.length <= CONFIG_BYTES_MAX ? null : "a config record covers no blocks and carries a configuration";
       case "write":
       case "zeroes":
       case "trim":
@@ -1057,7 +1064,7 @@ export class DiskReplicaStore implements ReplicaStore {
    * snapshot are applied to it again in order, and it becomes REGION_DIRTY.
    */
   private applyRecord(r: LogRecord, onlyRegion: number | null): void {
-    if (r.kind !== "mountStart") {
+    if (coversBlocks(r.kind)) {
       const v = recordVersion(r);
       const consistent = this.persisted.superblock.consistent;
       const end = r.block + r.blockCount;
@@ -1311,7 +1318,9 @@ export class DiskReplicaStore implements ReplicaStore {
       appliedSince.push(heldRecord(e.held, e.heldAt));
     }
     const sessions = foldSessions(this.persisted.superblock.sessions, appliedSince, limits.clientSessionsMax);
-    await this.persist((s) => ({ ...s, appliedVersion: target, superblock: { ...s.superblock, sessions } }));
+    // The configuration as of the applied point: its record may leave the log now.
+    const config = configAfter(this.persisted.superblock.config, appliedSince);
+    await this.persist((s) => ({ ...s, appliedVersion: target, superblock: { ...s.superblock, sessions, config } }));
     for (let l = Math.max(before.lsn, this.retainedBase.lsn) + 1; l <= target.lsn; l++) {
       const e = this.entries[l - this.retainedBase.lsn - 1];
       if (e !== undefined) e.held = null;

@@ -5,13 +5,14 @@
  *   4  u32 crc          CRC-32 of bytes 8 .. frameBytes
  *   8  f64 epoch        (integers up to 2^53, as everywhere in replivol)
  *  16  f64 lsn
- *  24  u8  kind         0 write, 1 zeroes, 2 trim, 3 mountStart
+ *  24  u8  kind         0 write, 1 zeroes, 2 trim, 3 mountStart, 4 config
  *  25  u8  clientIdBytes
  *  26  u16 reserved, 0
  *  28  u32 block
  *  32  u32 blockCount
  *  36  f64 clientSeq
- *  44  u32 payloadBytes blockCount * blockSize for a write, else 0
+ *  44  u32 payloadBytes blockCount * blockSize for a write, the encoded
+ *                       configuration for a config record, else 0
  *  48  clientId (UTF-8), then payload
  *
  * The length comes first so a reader can step over frames, and is covered by
@@ -20,13 +21,14 @@
  */
 import { asBlock, asClientId, asEpoch, asLsn, type LogRecord, type RecordKind } from "../core/types.js";
 import { assert } from "../core/assert.js";
+import { CONFIG_BYTES_MAX } from "../core/config.js";
 import { limits } from "../core/limits.js";
 import { crc32 } from "./crc32.js";
 
 export const FRAME_HEADER_BYTES = 48;
 export const CLIENT_ID_BYTES_MAX = 255;
 
-const KINDS: readonly RecordKind[] = ["write", "zeroes", "trim", "mountStart"];
+const KINDS: readonly RecordKind[] = ["write", "zeroes", "trim", "mountStart", "config"];
 
 function kindCode(kind: RecordKind): number {
   switch (kind) {
@@ -38,6 +40,8 @@ function kindCode(kind: RecordKind): number {
       return 2;
     case "mountStart":
       return 3;
+    case "config":
+      return 4;
   }
 }
 
@@ -239,7 +243,7 @@ export function heldRecord(bytes: Buffer, at: number): LogRecord {
     kind,
     block: asBlock(bytes.readUInt32LE(at + 28)),
     blockCount: bytes.readUInt32LE(at + 32),
-    data: kind === "write" ? bytes.subarray(payloadAt, payloadAt + payloadBytes) : null,
+    data: kind === "write" || kind === "config" ? bytes.subarray(payloadAt, payloadAt + payloadBytes) : null,
     clientId: asClientId(bytes.toString("utf8", cidAt, payloadAt)),
     clientSeq: bytes.readDoubleLE(at + 36),
   };
@@ -281,7 +285,8 @@ export function decodeFrame(bytes: Uint8Array, offset: number, blockSize: number
     : kind === undefined ? "unknown record kind"
     : reserved !== 0 ? "reserved bits are set"
     : FRAME_HEADER_BYTES + cidBytes + payloadBytes !== frameBytes ? "frame length does not match its parts"
-    : payloadBytes !== (kind === "write" ? blockCount * blockSize : 0) ? "payload length does not match the record"
+    : kind === "config" && (payloadBytes < 1 || payloadBytes > CONFIG_BYTES_MAX || blockCount !== 0) ? "a config record's payload does not match it"
+    : kind !== "config" && payloadBytes !== (kind === "write" ? blockCount * blockSize : 0) ? "payload length does not match the record"
     : null;
   if (bad !== null) return { ok: false, reason: "corrupt", detail: bad };
   const cidAt = offset + FRAME_HEADER_BYTES;
@@ -295,7 +300,7 @@ export function decodeFrame(bytes: Uint8Array, offset: number, blockSize: number
       kind: kind as RecordKind,
       block: asBlock(block),
       blockCount,
-      data: kind === "write" ? buf.subarray(payloadAt, payloadAt + payloadBytes) : null,
+      data: kind === "write" || kind === "config" ? buf.subarray(payloadAt, payloadAt + payloadBytes) : null,
       clientId: asClientId(buf.toString("utf8", cidAt, payloadAt)),
       clientSeq,
     },

@@ -157,6 +157,17 @@ function parseState(json: unknown, format: number): PersistedState {
     blockCount: count(c.blockCount, "config.blockCount"),
     replicas: list(c.replicas, "config.replicas", limits.replicaCountMax).map((r, i) => asNodeId(str(r, `config.replicas[${i}]`))),
     configVersion: count(c.configVersion, "config.configVersion"),
+    ...(c.previousReplicas === undefined
+      ? {}
+      : { previousReplicas: list(c.previousReplicas, "config.previousReplicas", limits.replicaCountMax).map((r, i) => asNodeId(str(r, `config.previousReplicas[${i}]`))) }),
+    ...(c.replacement === undefined
+      ? {}
+      : {
+          replacement: {
+            from: asNodeId(str(obj(c.replacement, "config.replacement").from, "config.replacement.from")),
+            to: asNodeId(str(obj(c.replacement, "config.replacement").to, "config.replacement.to")),
+          },
+        }),
   };
   const sessions: ClientSession[] = list(sb.sessions, "sessions", limits.clientSessionsMax).map((s, i) => {
     const so = obj(s, `sessions[${i}]`);

@@ -104,7 +104,9 @@ type ClientReply =
 
 interface SimNode {
   readonly id: NodeId;
-  readonly disk: SimDisk;
+  disk: SimDisk;
+  /** Whether the node holds a replica of the volume (a spare gets one when a replacement starts; a replaced one loses it). */
+  holdsReplica: boolean;
   core: ReplicaCore | null;
   incarnation: number;
   readonly clockRate: number;
@@ -172,10 +174,13 @@ export class SimCluster {
     this.flipsLeft = cfg.replicas - Math.floor(cfg.replicas / 2) - 1;
     this.retainedRecordsMax = this.rng.pick([4, 8, 16, 64]);
     this.resyncRegionIntervalTicks = this.rng.pick([0, 5, 20]);
-    for (const id of ids) {
+    // A spare node, without a replica until a replacement builds one on it.
+    const spare = asNodeId(`n${cfg.replicas + 1}`);
+    for (const id of [...ids, spare]) {
       const node: SimNode = {
         id,
-        disk: new SimDisk({ blockSize: SIM_BLOCK_SIZE, blockCount: SIM_BLOCK_COUNT, regionBlocks: SIM_REGION_BLOCKS, logRetainedRecordsMax: this.retainedRecordsMax }),
+        disk: this.newDisk(this.config),
+        holdsReplica: id !== spare,
         core: null,
         incarnation: 0,
         clockRate: 1 + (this.rng.float() * 2 - 1) * CLOCK_DRIFT_MAX,
@@ -183,8 +188,60 @@ export class SimCluster {
         requesters: new Map(),
       };
       this.nodes.set(id, node);
-      this.startNode(node);
+      if (node.holdsReplica) this.startNode(node);
     }
+  }
+
+  private newDisk(config: VolumeConfig): SimDisk {
+    return new SimDisk({ blockSize: SIM_BLOCK_SIZE, blockCount: SIM_BLOCK_COUNT, regionBlocks: SIM_REGION_BLOCKS, logRetainedRecordsMax: this.retainedRecordsMax, config });
+  }
+
+  /** The nodes that hold a replica now. */
+  replicaNodes(): NodeId[] {
+    return [...this.nodes.values()].filter((n) => n.holdsReplica).map((n) => n.id);
+  }
+
+  /**
+   * volctl replace, as an operator runs it: an empty replica on a node that
+   * holds none, then "replace" asked of the primary until it answers; once
+   * the primary's configuration no longer names `from` (committed), the old
+   * replica is deleted. Retries every few hundred ticks, through faults.
+   */
+  replaceReplica(from: NodeId, to: NodeId, attempt = 0): void {
+    const target = this.nodes.get(to);
+    if (target === undefined || attempt > 60) return;
+    const again = (): void => this.at(this.rng.int(100, 300), () => this.replaceReplica(from, to, attempt + 1));
+    // Done once a replica of the new set knows the final configuration committed.
+    const done = [...this.nodes.values()].some((n) => {
+      const st = n.holdsReplica && n.id !== from ? n.core?.status() : undefined;
+      return st !== undefined && !st.config.replicas.includes(from) && st.config.replicas.includes(to) && st.config.previousReplicas === undefined && st.configCommitted;
+    });
+    const p = this.primaryNode();
+    const pc = p === null ? null : (this.nodes.get(p)?.core ?? null);
+    if (!done && pc === null) return again();
+    if (done) {
+      const old = this.nodes.get(from);
+      if (old !== undefined && old.holdsReplica) {
+        this.trace(`REPLACE done: ${from} deleted`);
+        if (old.core !== null) this.crashNode(from);
+        old.holdsReplica = false;
+        old.disk = this.newDisk(this.config);
+      }
+      return;
+    }
+    assert(pc !== null);
+    const s = pc.status();
+    if (!target.holdsReplica) {
+      if (!s.config.replicas.includes(from) || s.config.replicas.includes(to) || s.config.previousReplicas !== undefined) return;
+      target.holdsReplica = true;
+      target.disk = this.newDisk({ ...s.config, configVersion: s.config.configVersion + 1, replacement: { from, to } });
+      this.trace(`REPLACE ${from} by ${to}: empty replica created`);
+      this.startNode(target);
+    }
+    const n = this.nodes.get(p as NodeId) as SimNode;
+    const reqId = this.nextReqId++;
+    this.step(n, { type: "request", reqId, req: { type: "replace", from, to } });
+    again();
   }
 
   trace(line: string): void {
@@ -228,7 +285,7 @@ export class SimCluster {
     n.core = new ReplicaCore(
       {
         nodeId: n.id,
-        config: this.config,
+        config: n.disk.durableConfig(),
         timing: SIM_TIMING,
         regionBlocks: SIM_REGION_BLOCKS,
         logRetainedRecordsMax: this.retainedRecordsMax,
@@ -283,7 +340,7 @@ export class SimCluster {
    * W replicas.
    */
   corruptRandomBlock(rng: Random): void {
-    const nodes = [...this.nodes.values()].filter((o) => this.flipped.has(o.id) || this.flipsLeft > 0);
+    const nodes = [...this.nodes.values()].filter((o) => o.holdsReplica && (this.flipped.has(o.id) || this.flipsLeft > 0));
     if (nodes.length === 0) return;
     const n = rng.pick(nodes);
     const block = rng.int(0, SIM_BLOCK_COUNT - 1);
@@ -313,7 +370,7 @@ export class SimCluster {
 
   restartNode(id: NodeId): void {
     const n = this.nodes.get(id);
-    if (n === undefined || n.core !== null) return;
+    if (n === undefined || n.core !== null || !n.holdsReplica) return;
     this.startNode(n);
   }
 
@@ -637,7 +694,7 @@ export class SimCluster {
   }
 
   private clientStep(c: SimClient): void {
-    const nodes = this.config.replicas;
+    const nodes = this.replicaNodes();
     switch (c.state) {
       case "idle":
         if (c.opsLeft > 0 || c.unacked.length > 0 || c.final) this.mount(c, this.rng.pick(nodes));
@@ -780,7 +837,7 @@ export class SimCluster {
         this.giveUp(c);
         return;
       }
-      const nodes = this.config.replicas;
+      const nodes = this.replicaNodes();
       c.state = "mounting";
       c.mountSentAt = this.now;
       this.at(this.rng.int(5, 40), () => {
@@ -858,14 +915,16 @@ export class SimCluster {
   /** Whether every replica is up, consistent and has applied the same committed history. */
   converged(): { ok: boolean; why: string } {
     let commit = -1;
-    for (const n of this.nodes.values()) {
+    const replicas = [...this.nodes.values()].filter((n) => n.holdsReplica);
+    for (const n of replicas) {
       if (n.core === null) return { ok: false, why: `${n.id} is down` };
       const s = n.core.status();
       commit = Math.max(commit, s.commitLsn);
     }
-    for (const n of this.nodes.values()) {
+    for (const n of replicas) {
       const s = (n.core as ReplicaCore).status();
       if (!s.consistent) return { ok: false, why: `${n.id} is inconsistent` };
+      if (s.config.replacement !== undefined || s.config.previousReplicas !== undefined) return { ok: false, why: `${n.id}'s replica set is still changing` };
       if (s.appliedLsn !== commit) return { ok: false, why: `${n.id} applied ${s.appliedLsn} of ${commit}` };
     }
     return { ok: true, why: "" };
@@ -888,7 +947,7 @@ export class SimCluster {
 
   compareReplicas(): string[] {
     const diffs: string[] = [];
-    const nodes = [...this.nodes.values()];
+    const nodes = [...this.nodes.values()].filter((n) => n.holdsReplica);
     const first = nodes[0] as SimNode;
     for (const n of nodes.slice(1)) {
       for (let b = 0; b < SIM_BLOCK_COUNT; b++) {

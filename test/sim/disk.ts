@@ -11,7 +11,8 @@ import { assert } from "../../src/core/assert.js";
 import type { DurableToken, SuperblockPatch } from "../../src/core/messages.js";
 import type { RecoveredReplica } from "../../src/core/replica.js";
 import { foldSessions, type ClientSession } from "../../src/core/session.js";
-import { asLsn, recordVersion, REGION_DIRTY, VERSION_ZERO, type Epoch, type LogRecord, type Lsn, type Ticks, type Version } from "../../src/core/types.js";
+import { configAfter } from "../../src/core/config.js";
+import { asLsn, recordVersion, REGION_DIRTY, VERSION_ZERO, type Epoch, type LogRecord, type Lsn, type Ticks, type Version, type VolumeConfig } from "../../src/core/types.js";
 
 export type DiskOp =
   | { readonly kind: "superblock"; readonly patch: SuperblockPatch; readonly token: DurableToken }
@@ -33,6 +34,8 @@ interface DataState {
   corrupt: Set<number>;
   regionVersions: Version[];
   sessions: ClientSession[];
+  /** The configuration as of the applied point (the store folds config records at a checkpoint, as sessions). */
+  config: VolumeConfig;
 }
 
 interface SuperState {
@@ -48,6 +51,7 @@ export interface SimDiskOptions {
   readonly blockCount: number;
   readonly regionBlocks: number;
   readonly logRetainedRecordsMax: number;
+  readonly config: VolumeConfig;
 }
 
 /** The value a corrupt block reads as (never a value any client wrote). */
@@ -71,7 +75,7 @@ export class SimDisk {
     const regions = Math.ceil(opts.blockCount / opts.regionBlocks);
     this.dSuper = { promisedEpoch: 0 as Epoch, commitLsn: asLsn(0), consistent: true, consistentThrough: null, unsurePastHead: false };
     this.dLog = { base: VERSION_ZERO, records: [] };
-    this.dData = { appliedLsn: asLsn(0), blocks: new Map(), corrupt: new Set(), regionVersions: Array.from({ length: regions }, () => VERSION_ZERO), sessions: [] };
+    this.dData = { appliedLsn: asLsn(0), blocks: new Map(), corrupt: new Set(), regionVersions: Array.from({ length: regions }, () => VERSION_ZERO), sessions: [], config: opts.config };
     this.vLog = cloneLog(this.dLog);
     this.vData = cloneData(this.dData);
   }
@@ -100,6 +104,8 @@ export class SimDisk {
         this.installed.clear();
         break;
       case "superblock":
+        if (op.patch.config !== undefined) this.vData.config = op.patch.config;
+        break;
       case "install":
       case "markConsistent":
         break;
@@ -129,6 +135,7 @@ export class SimDisk {
           if (op.patch.promisedEpoch !== undefined) this.dSuper.promisedEpoch = op.patch.promisedEpoch;
           if (op.patch.commitLsn !== undefined) this.dSuper.commitLsn = op.patch.commitLsn;
           if (op.patch.unsurePastHead !== undefined) this.dSuper.unsurePastHead = op.patch.unsurePastHead;
+          if (op.patch.config !== undefined) this.dData.config = op.patch.config;
           break;
         case "append":
           for (const r of op.records) {
@@ -182,13 +189,14 @@ export class SimDisk {
     }
     if (throughLsn > this.vData.appliedLsn) {
       this.vData.sessions = foldSessions(this.vData.sessions, sliceLog(this.vLog, asLsn(from), throughLsn), 64);
+      this.vData.config = configAfter(this.vData.config, sliceLog(this.vLog, asLsn(from), throughLsn));
       this.vData.appliedLsn = throughLsn;
     }
     return applied;
   }
 
   private applyRecord(r: LogRecord, firstBlock: number, endBlock: number): void {
-    if (r.kind === "mountStart") return;
+    if (r.kind === "mountStart" || r.kind === "config") return;
     const bs = this.opts.blockSize;
     for (let i = 0; i < r.blockCount; i++) {
       const b = r.block + i;
@@ -298,6 +306,11 @@ export class SimDisk {
     this.installed.clear();
   }
 
+  /** The configuration the store hands the core at a start (as of its applied point). */
+  durableConfig(): VolumeConfig {
+    return this.dData.config;
+  }
+
   recover(now: Ticks): RecoveredReplica {
     assert(this.queue.length === 0 && this.round === null, "recover after a crash");
     return {
@@ -385,5 +398,5 @@ function cloneLog(l: LogState): LogState {
 }
 
 function cloneData(d: DataState): DataState {
-  return { appliedLsn: d.appliedLsn, blocks: new Map(d.blocks), corrupt: new Set(d.corrupt), regionVersions: [...d.regionVersions], sessions: [...d.sessions] };
+  return { appliedLsn: d.appliedLsn, blocks: new Map(d.blocks), corrupt: new Set(d.corrupt), regionVersions: [...d.regionVersions], sessions: [...d.sessions], config: d.config };
 }

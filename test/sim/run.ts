@@ -48,13 +48,14 @@ export function runSeed(opts: SeedOptions): SeedResult {
     }
     scheduleFaults(c, safetyTicks);
     scheduleCorruption(c, opts.seed, safetyTicks);
+    scheduleReplacement(c, opts.seed, safetyTicks);
     c.runUntil(safetyTicks);
 
     // Liveness: heal everything, let every operation finish.
     c.liveness = true;
     c.heal();
     c.setLoss(0, 0);
-    for (const id of c.config.replicas) c.restartNode(id);
+    for (const id of c.replicaNodes()) c.restartNode(id);
     c.quiesceClients();
     const deadline = safetyTicks + livenessTicksMax;
     c.runUntil(deadline, () => c.clientsQuiet());
@@ -104,13 +105,24 @@ function scheduleCorruption(c: SimCluster, seed: number, until: number): void {
   }
 }
 
+/**
+ * One seed in three replaces a replica with one on the spare node during
+ * the faults (its own RNG: the other schedules stay as they were).
+ */
+function scheduleReplacement(c: SimCluster, seed: number, until: number): void {
+  const rng = new Random((seed ^ 0x2545f491) >>> 0);
+  if (!rng.chance(1 / 3)) return;
+  const from = rng.pick(c.config.replicas);
+  const to = asNodeId(`n${c.config.replicas.length + 1}`);
+  c.at(rng.int(100, until - 500), () => c.replaceReplica(from, to));
+}
+
 function scheduleFaults(c: SimCluster, until: number): void {
   const rng = c.rng;
-  const ids = c.config.replicas;
   let t = rng.int(50, 200);
   while (t < until) {
     const kind = rng.int(0, 10);
-    c.at(t, () => injectFault(c, kind, ids));
+    c.at(t, () => injectFault(c, kind, c.replicaNodes()));
     t += rng.int(40, 300);
   }
 }

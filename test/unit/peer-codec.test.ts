@@ -1,6 +1,7 @@
 import { describe, expect, it } from "vitest";
 import type { PeerMessage } from "../../src/core/messages.js";
-import { REGION_DIRTY, asBlock, asClientId, asEpoch, asLsn } from "../../src/core/types.js";
+import { encodeConfig } from "../../src/core/config.js";
+import { REGION_DIRTY, asBlock, asClientId, asEpoch, asLsn, asNodeId, type VolumeConfig } from "../../src/core/types.js";
 import { FrameError } from "../../src/rpc/frames.js";
 import { PeerCodecError, decodePeerFrame, decodePeerMessage, encodePeerFrame } from "../../src/rpc/peer-codec.js";
 
@@ -13,11 +14,13 @@ function roundTrip(msg: PeerMessage): PeerMessage {
 
 const v = (epoch: number, lsn: number) => ({ epoch: asEpoch(epoch), lsn: asLsn(lsn) });
 const data = new Uint8Array(4096).fill(7);
+const config: VolumeConfig = { name: "vol1", blockSize: 4096, blockCount: 1024, replicas: [asNodeId("n1"), asNodeId("n2"), asNodeId("n4")], configVersion: 3, previousReplicas: [asNodeId("n1"), asNodeId("n2"), asNodeId("n3")] };
+const learnerConfig: VolumeConfig = { name: "vol1", blockSize: 4096, blockCount: 1024, replicas: [asNodeId("n1"), asNodeId("n2"), asNodeId("n3")], configVersion: 2, replacement: { from: asNodeId("n3"), to: asNodeId("n4") } };
 
 const MESSAGES: PeerMessage[] = [
-  { type: "promise", epoch: asEpoch(3), clientId: asClientId("c1"), takeover: true },
-  { type: "promiseGranted", epoch: asEpoch(3), head: v(2, 5), commitLsn: asLsn(4), consistent: false, unsurePastHead: true, witnessHead: v(2, 4), sinceOlderLeaseTicks: null },
-  { type: "promiseGranted", epoch: asEpoch(3), head: v(2, 5), commitLsn: asLsn(4), consistent: true, unsurePastHead: false, witnessHead: v(2, 5), sinceOlderLeaseTicks: 0 },
+  { type: "promise", epoch: asEpoch(3), clientId: asClientId("c1"), takeover: true, configVersion: 4 },
+  { type: "promiseGranted", epoch: asEpoch(3), head: v(2, 5), commitLsn: asLsn(4), consistent: false, unsurePastHead: true, witnessHead: v(2, 4), sinceOlderLeaseTicks: null, config },
+  { type: "promiseGranted", epoch: asEpoch(3), head: v(2, 5), commitLsn: asLsn(4), consistent: true, unsurePastHead: false, witnessHead: v(2, 5), sinceOlderLeaseTicks: 0, config: learnerConfig },
   { type: "promiseRefused", epoch: asEpoch(3), reason: "busy", promisedEpoch: asEpoch(3) },
   { type: "fetch", epoch: asEpoch(3), fromLsn: asLsn(1), toLsn: null },
   { type: "fetch", epoch: asEpoch(3), fromLsn: asLsn(1), toLsn: asLsn(9) },
@@ -33,8 +36,16 @@ const MESSAGES: PeerMessage[] = [
     commitLsn: asLsn(5),
     seq: 123456,
   },
+  {
+    type: "append",
+    epoch: asEpoch(3),
+    prev: v(3, 8),
+    records: [{ epoch: asEpoch(3), lsn: asLsn(9), kind: "config", block: asBlock(0), blockCount: 0, data: encodeConfig(learnerConfig), clientId: asClientId("replivol:config"), clientSeq: 0 }],
+    commitLsn: asLsn(8),
+    seq: 123457,
+  },
   { type: "appendReply", epoch: asEpoch(3), seq: 1, ok: true, matchLsn: asLsn(8), head: v(3, 8), commitLsn: asLsn(5), consistent: true },
-  { type: "resyncBegin", epoch: asEpoch(3), snapshot: v(2, 5), sessions: [{ clientId: asClientId("c1"), clientSeq: 4, lsn: asLsn(5) }], seq: 7 },
+  { type: "resyncBegin", epoch: asEpoch(3), snapshot: v(2, 5), sessions: [{ clientId: asClientId("c1"), clientSeq: 4, lsn: asLsn(5) }], seq: 7, config },
   { type: "resyncBeginReply", epoch: asEpoch(3), seq: 7, snapshot: v(2, 5), effectiveSnapshot: v(2, 5), regionVersions: [REGION_DIRTY, v(0, 0), v(2, 3)] },
   { type: "region", epoch: asEpoch(3), region: 2, data, version: v(2, 3), copiedAt: asLsn(5) },
   { type: "regionReply", epoch: asEpoch(3), region: 2 },

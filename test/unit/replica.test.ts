@@ -39,7 +39,7 @@ function follower() {
 }
 
 const sent = (actions: CoreAction[]): PeerMessage[] => actions.flatMap((a) => (a.type === "send" ? [a.msg] : []));
-const promise = (epoch: number, client = "a", takeover = false): PeerMessage => ({ type: "promise", epoch: asEpoch(epoch), clientId: asClientId(client), takeover });
+const promise = (epoch: number, client = "a", takeover = false): PeerMessage => ({ type: "promise", epoch: asEpoch(epoch), clientId: asClientId(client), takeover, configVersion: 1 });
 const append = (epoch: number, prev: Version, records: LogRecord[], commitLsn = 0): PeerMessage => ({ type: "append", epoch: asEpoch(epoch), prev, records, commitLsn: asLsn(commitLsn), seq: 1 });
 
 describe("a replica's promise (rule 1)", () => {
