@@ -14,6 +14,7 @@ import { register as registerNodes } from "./commands/nodes.js";
 import { register as registerRead } from "./commands/read.js";
 import { register as registerResync } from "./commands/resync.js";
 import { register as registerResyncRate } from "./commands/resync-rate.js";
+import { register as registerReplace } from "./commands/replace.js";
 import { register as registerRm } from "./commands/rm.js";
 import { register as registerScrub } from "./commands/scrub.js";
 import { register as registerStatus } from "./commands/status.js";
@@ -27,7 +28,7 @@ function program(): Command {
     .option("--json", "print JSON for scripts instead of tables")
     .showHelpAfterError("(run volctl --help for usage)")
     .exitOverride();
-  for (const register of [registerStatus, registerNodes, registerCreate, registerLs, registerInfo, registerRm, registerFence, registerWrite, registerRead, registerResync, registerResyncRate, registerScrub]) {
+  for (const register of [registerStatus, registerNodes, registerCreate, registerLs, registerInfo, registerRm, registerFence, registerWrite, registerRead, registerResync, registerResyncRate, registerScrub, registerReplace]) {
     register(p);
   }
   for (const c of p.commands) c.exitOverride();

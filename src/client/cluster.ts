@@ -11,7 +11,7 @@ import { InvalidArgumentError, NoQuorumError, NotFoundError, VolumeBusyError, Vo
 import { clientLimits } from "./limits.js";
 import { MountFailed, mountSomewhere } from "./mounter.js";
 import { Volume, type VolumeHost } from "./volume.js";
-import { CallError, NodeConnection, type FollowerStatusMessage, type NodeStatusMessage, type ReplicaStatusMessage } from "./wire.js";
+import { CallError, NodeConnection, type FollowerStatusMessage, type NodeStatusMessage, type ReplicaConfigMessage, type ReplicaStatusMessage } from "./wire.js";
 
 /** A node of the cluster: its id and `host:port`. */
 export interface NodeAddress {
@@ -103,8 +103,31 @@ export interface ResyncInfo {
   readonly etaMs: number | null;
 }
 
+/** A volume's replica set as the replica with the newest configuration reports it. */
+export interface ReplicaSetInfo {
+  readonly version: number;
+  /** The voters (the new set while a replacement is joint). */
+  readonly replicas: readonly string[];
+  /** While a replacement is joint: the old voters; empty otherwise. */
+  readonly previousReplicas: readonly string[];
+  /** While a replacement builds its new replica (a learner): which replaces which. */
+  readonly learner: { readonly from: string; readonly to: string } | null;
+  /** Whether that replica knows this configuration committed. */
+  readonly committed: boolean;
+}
+
+/** What Cluster.replaceReplica reports while it waits. */
+export interface ReplaceProgress {
+  readonly phase: "starting" | "learner" | "joint" | "removing" | "done";
+  /** The learner's region resync, while one runs. */
+  readonly resync: ResyncInfo | null;
+  readonly info: VolumeInfo;
+}
+
 export interface VolumeInfo {
   readonly name: string;
+  /** The replica set and any replacement under way. */
+  readonly config: ReplicaSetInfo;
   readonly sizeBytes: number;
   readonly blockSize: number;
   readonly blockCount: number;
@@ -274,6 +297,120 @@ export class Cluster {
     return up;
   }
 
+  /**
+   * Replaces the replica of `name` on node `from` by a new one on node `to`,
+   * built from empty while the volume stays in service (rule 7, volctl
+   * replace): an empty replica on `to`, then Replace asked of the volume's
+   * primary, which region-resyncs the new replica as a learner, then moves
+   * to the joint configuration (majorities of both sets) once it is in sync,
+   * then to the new set. Then the old replica is deleted. Without a live
+   * mount, this client mounts the volume and holds the mount until the
+   * change is done (the primary drives it). Safe to run again after a crash
+   * of anything at any step: it picks up where the replica set is.
+   */
+  async replaceReplica(
+    name: string,
+    from: string,
+    to: string,
+    options: { readonly onProgress?: (p: ReplaceProgress) => void; readonly timeoutMs?: number; readonly pollMs?: number } = {},
+  ): Promise<VolumeInfo> {
+    this.checkOpen();
+    checkVolumeName(name);
+    if (this.connection(to) === null) throw new NotFoundError(`Node ${to} is not in the cluster file: nodes are ${this.nodes.map((n) => n.id).join(", ")}`);
+    if (from === to) throw new InvalidArgumentError(`Replace ${from} by itself? Name another node with --to`);
+    const deadline = Date.now() + (options.timeoutMs ?? 24 * 3600_000);
+    const pollMs = options.pollMs ?? 250;
+    const isDone = (c: ReplicaSetInfo): boolean => c.committed && c.learner === null && c.previousReplicas.length === 0 && c.replicas.includes(to) && !c.replicas.includes(from);
+    const ours = (c: ReplicaSetInfo): boolean => (c.learner?.from === from && c.learner.to === to) || (c.previousReplicas.includes(from) && c.replicas.includes(to) && !c.replicas.includes(from)) || isDone(c);
+    let info = await this.volumeInfo(name);
+    if (!ours(info.config)) {
+      const c = info.config;
+      if (c.learner !== null || c.previousReplicas.length > 0) {
+        const what = c.learner !== null ? `${c.learner.from} by ${c.learner.to}` : `${c.previousReplicas.filter((n) => !c.replicas.includes(n)).join(",")} by ${c.replicas.filter((n) => !c.previousReplicas.includes(n)).join(",")}`;
+        throw new VolumeBusyError(`Volume ${name} is already replacing ${what}: run that replace again to see it through`);
+      }
+      if (!c.replicas.includes(from)) throw new InvalidArgumentError(`Node ${from} holds no replica of ${name}: its replicas are on ${c.replicas.join(", ")}`);
+      if (c.replicas.includes(to)) throw new InvalidArgumentError(`Node ${to} already holds a replica of ${name}: pick a node that does not`);
+      // The new replica starts empty, a learner of the next configuration.
+      try {
+        await this.connectionOf(to).createReplica({
+          name,
+          blockCount: info.blockCount,
+          blockSize: info.blockSize,
+          replicas: [...c.replicas],
+          configVersion: c.version + 1,
+          previousReplicas: [],
+          learnerFrom: from,
+          learnerTo: to,
+        });
+      } catch (e) {
+        throw errorOf(e);
+      }
+    }
+    let own: Volume | null = null;
+    try {
+      for (;;) {
+        info = await this.volumeInfo(name);
+        const c = info.config;
+        if (isDone(c)) break;
+        if (Date.now() > deadline) throw new NoQuorumError(`Replacing ${from} by ${to} in ${name} did not finish in time: run 'volctl replace ${name} --from ${from} --to ${to}' again to go on`);
+        const learner = info.replicas.find((r) => r.node === to);
+        const phase = c.learner !== null ? "learner" : c.previousReplicas.length > 0 ? "joint" : c.replicas.includes(from) ? "starting" : "removing";
+        options.onProgress?.({ phase, resync: learner?.resync ?? null, info });
+        if (c.learner === null && c.previousReplicas.length === 0) {
+          // Not asked yet (or the primary that was asked lost it before it committed).
+          if (info.primary === null && own === null) {
+            try {
+              own = await this.mount(name, { mode: "rw" });
+            } catch (e) {
+              if (!(e instanceof VolumeBusyError || e instanceof NoQuorumError)) throw e;
+            }
+            continue;
+          }
+          if (info.primary !== null) {
+            try {
+              await this.connectionOf(info.primary).replace(name, from, to);
+            } catch (e) {
+              const err = errorOf(e);
+              // The primary changed meanwhile, or lost its quorum: look again.
+              if (err.code !== "FENCED" && err.code !== "NO_QUORUM" && err.code !== "STALE_EPOCH") throw err;
+            }
+            continue;
+          }
+        } else if (info.primary === null && own === null) {
+          // A change under way needs a primary to move on.
+          try {
+            own = await this.mount(name, { mode: "rw" });
+          } catch (e) {
+            if (!(e instanceof VolumeBusyError || e instanceof NoQuorumError)) throw e;
+          }
+        }
+        await new Promise((r) => setTimeout(r, pollMs));
+      }
+    } finally {
+      if (own !== null) await own.close().catch(() => undefined);
+    }
+    // The old replica is out of every configuration: delete it (its node may
+    // still be the primary for a moment, handing the mount over).
+    for (let i = 0; ; i++) {
+      try {
+        await this.connectionOf(from).deleteReplica(name);
+        break;
+      } catch (e) {
+        const err = errorOf(e);
+        if (err.code === "NOT_FOUND") break;
+        if (err.code !== "VOLUME_BUSY" || i >= 40) {
+          throw new NoQuorumError(`${to} replaced ${from} in ${name}, but the old replica on ${from} could not be deleted (${err.message}): run 'volctl replace ${name} --from ${from} --to ${to}' again once ${from} is up`, { cause: err });
+        }
+        await new Promise((r) => setTimeout(r, pollMs));
+      }
+    }
+    this.replicaNodesCache.set(name, [...info.config.replicas]);
+    info = await this.volumeInfo(name);
+    options.onProgress?.({ phase: "done", resync: null, info });
+    return info;
+  }
+
   /** Every volume that any up node holds a replica of, with its health. */
   async volumes(): Promise<VolumeInfo[]> {
     this.checkOpen();
@@ -381,7 +518,8 @@ export class Cluster {
       if (conn === null) continue;
       try {
         const status = await conn.replicaStatus(volume);
-        const replicas = status.config?.replicas ?? [];
+        // The voters: while a replacement is joint, the old set's too.
+        const replicas = [...new Set([...(status.config?.replicas ?? []), ...(status.config?.previousReplicas ?? [])])];
         if (replicas.length > 0) {
           this.replicaNodesCache.set(volume, [...replicas]);
           return [...replicas];
@@ -460,9 +598,15 @@ function checkVolumeName(name: string): void {
 }
 
 function summarize(name: string, statuses: Map<string, ReplicaStatusMessage>, down: Set<string>): VolumeInfo {
-  const any = [...statuses.values()].sort((a, b) => (b.config?.configVersion ?? 0) - (a.config?.configVersion ?? 0))[0];
+  // The newest configuration a voter holds (a new replica's own, made by
+  // volctl replace before the primary has taken it on, does not count yet).
+  const votes = (s: ReplicaStatusMessage): boolean => s.config !== null && (s.config.replicas.includes(s.node) || (s.config.previousReplicas ?? []).includes(s.node));
+  const newestFirst = [...statuses.values()].sort((a, b) => Number(votes(b)) - Number(votes(a)) || (b.config?.configVersion ?? 0) - (a.config?.configVersion ?? 0));
+  const any = newestFirst[0];
   const config = any?.config ?? null;
-  const replicaNodes = config !== null && config.replicas.length > 0 ? config.replicas : [...statuses.keys()];
+  const set = replicaSetOf(config, any?.configCommitted ?? false);
+  const members = [...new Set([...set.replicas, ...set.previousReplicas, ...(set.learner === null ? [] : [set.learner.to])])];
+  const replicaNodes = members.length > 0 ? members : [...statuses.keys()];
   const blockSize = config?.blockSize ?? limits.blockSize;
   const blockCount = config?.blockCount ?? 0;
   const maxHead = Math.max(0, ...[...statuses.values()].map((s) => s.head?.lsn ?? 0));
@@ -519,11 +663,13 @@ function summarize(name: string, statuses: Map<string, ReplicaStatusMessage>, do
       repairsFailed: s.repairsFailed,
     };
   });
-  const w = writeQuorum(replicaNodes.length);
-  const usable = replicas.filter((r) => r.up && r.consistent === true && r.state !== "disk-failed").length;
+  const voters = set.replicas.length > 0 ? set.replicas : replicaNodes;
+  const w = writeQuorum(voters.length);
+  const usable = replicas.filter((r) => voters.includes(r.node) && r.up && r.consistent === true && r.state !== "disk-failed").length;
   const health = usable < w ? "unavailable" : replicas.every((r) => r.state === "in-sync") ? "healthy" : "degraded";
   return {
     name,
+    config: set,
     sizeBytes: blockCount * blockSize,
     blockSize,
     blockCount,
@@ -534,6 +680,18 @@ function summarize(name: string, statuses: Map<string, ReplicaStatusMessage>, do
     primary: active?.node ?? null,
     leaseHolder: active !== undefined && active.leaseValid && active.primaryClient !== "" ? active.primaryClient : null,
     replicas,
+  };
+}
+
+function replicaSetOf(c: ReplicaConfigMessage | null, committed: boolean): ReplicaSetInfo {
+  const from = c?.learnerFrom ?? "";
+  const to = c?.learnerTo ?? "";
+  return {
+    version: c?.configVersion ?? 0,
+    replicas: [...(c?.replicas ?? [])],
+    previousReplicas: [...(c?.previousReplicas ?? [])],
+    learner: from === "" && to === "" ? null : { from, to },
+    committed,
   };
 }
 

@@ -47,6 +47,10 @@ export interface ReplicaConfigMessage {
   blockSize: number;
   replicas: string[];
   configVersion: number;
+  /** A replacement under way (see proto ReplicaConfig); absent or empty otherwise. */
+  previousReplicas?: string[];
+  learnerFrom?: string;
+  learnerTo?: string;
 }
 
 export type FollowerStatusMessage = FollowerStatusWire;
@@ -153,6 +157,11 @@ export class NodeConnection {
   /** Sets the node's resync rate in bytes/s (0: unthrottled); answers the rate now in force. */
   setResyncRate(bytesPerSec: number): Promise<{ bytesPerSec: number }> {
     return this.unary(this.admin, "SetResyncRate", { bytesPerSec }, clientLimits.controlCallTimeoutMs);
+  }
+
+  /** Asks the volume's active primary on this node to replace `from` by `to`; answers once the learner configuration is committed. */
+  replace(volume: string, from: string, to: string): Promise<object> {
+    return this.unary(this.admin, "Replace", { volume, from, to }, clientLimits.controlCallTimeoutMs * 3);
   }
 
   /** Starts a full-speed scrub pass of the node's replica of `volume`. */

@@ -3,7 +3,7 @@
  * records, and the `config` records that carry a new one through the log.
  */
 import { assert } from "./assert.js";
-import { writeQuorum, type NodeId, type VolumeConfig } from "./types.js";
+import type { NodeId, VolumeConfig } from "./types.js";
 
 /** The voter sets whose majorities every commit, lease and mount needs: one, or two while joint. */
 export function voterSets(c: VolumeConfig): readonly (readonly NodeId[])[] {
@@ -21,11 +21,6 @@ export function configMembers(c: VolumeConfig): NodeId[] {
   for (const n of c.previousReplicas ?? []) out.add(n);
   if (c.replacement !== undefined) out.add(c.replacement.to);
   return [...out];
-}
-
-/** Whether `nodes` hold a majority of every voter set of `c`. */
-export function hasQuorum(c: VolumeConfig, nodes: ReadonlySet<NodeId>): boolean {
-  return voterSets(c).every((set) => set.filter((n) => nodes.has(n)).length >= writeQuorum(set.length));
 }
 
 /** Largest encoded configuration a `config` record may carry. */

@@ -55,36 +55,6 @@ export interface BaseChoice {
   readonly target: Version;
 }
 
-/**
- * Rule 2 with protocol-aware recovery. Committed records are acknowledged
- * by W replicas that were consistent when they acknowledged. The history a
- * mount continues is the most up-to-date trusted log among its promisers
- * (Raft's vote rule): a consistent replica's log up to its head, an
- * inconsistent one's up to its witness head (what it took while still
- * consistent; nothing after that ever counted toward W). That history holds
- * every committed record if every possible write quorum meets a witness: a
- * promiser sure of its log (not cut at recovery) whose witness head is no
- * greater than the target. So N - W + 1 witnesses are needed. Returns null
- * when more promises are needed.
- */
-export function chooseBase(
-  promises: readonly PromiseInfo[],
-  replicaCount: number,
-  quorum: number,
-  preferred: NodeId,
-): BaseChoice | null {
-  if (promises.length < quorum) return null;
-  let source: PromiseInfo | null = null;
-  for (const p of promises) {
-    const c = source === null ? 1 : compareVersion(trustedHead(p), trustedHead(source));
-    if (c > 0 || (c === 0 && p.node === preferred)) source = p;
-  }
-  if (source === null) return null;
-  const target = trustedHead(source);
-  const witnesses = promises.filter((p) => !p.unsurePastHead && compareVersion(p.witnessHead, target) <= 0).length;
-  return witnesses >= replicaCount - quorum + 1 ? { source, target } : null;
-}
-
 /** The promiser whose trusted log is the most up to date (ties go to `preferred`). */
 export function mostUpToDate(promises: readonly PromiseInfo[], preferred: NodeId): PromiseInfo | null {
   let source: PromiseInfo | null = null;
@@ -96,11 +66,22 @@ export function mostUpToDate(promises: readonly PromiseInfo[], preferred: NodeId
 }
 
 /**
- * chooseBase for a configuration with one or two voter sets (joint, while
- * a replica is replaced): the promises must hold a majority of each set,
- * and within each set the N - W + 1 witnesses chooseBase asks for. Promises
- * of nodes in no set (a learner) may still be the base: a log at least as up
- * to date as every witness holds every committed record.
+ * Rule 2 with protocol-aware recovery. Committed records are acknowledged
+ * by W replicas that were consistent when they acknowledged. The history a
+ * mount continues is the most up-to-date trusted log among its promisers
+ * (Raft's vote rule): a consistent replica's log up to its head, an
+ * inconsistent one's up to its witness head (what it took while still
+ * consistent; nothing after that ever counted toward W). That history holds
+ * every committed record if every possible write quorum meets a witness: a
+ * promiser sure of its log (not cut at recovery) whose witness head is no
+ * greater than the target. So N - W + 1 witnesses are needed. Returns null
+ * when more promises are needed.
+ *
+ * With a configuration of two voter sets (joint, while a replica is
+ * replaced) the promises must hold a majority of each set, and within each
+ * set its N - W + 1 witnesses. A promise of a node in no set (a learner) may
+ * still be the base: a log at least as up to date as every witness holds
+ * every committed record.
  */
 export function chooseBaseAcross(promises: readonly PromiseInfo[], sets: readonly (readonly NodeId[])[], preferred: NodeId): BaseChoice | null {
   const source = mostUpToDate(promises, preferred);

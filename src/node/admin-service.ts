@@ -2,6 +2,7 @@
 import type { sendUnaryData, ServerUnaryCall, UntypedServiceImplementation } from "@grpc/grpc-js";
 import { VolumeError } from "../core/errors.js";
 import { limits } from "../core/limits.js";
+import { configMembers } from "../core/config.js";
 import { asNodeId, type VolumeConfig } from "../core/types.js";
 import { toServiceError } from "../rpc/errors.js";
 import type { NodeStatusReplyWire, ReplicaConfigWire, ReplicaStatusWire } from "../rpc/volume-wire.js";
@@ -26,26 +27,39 @@ export function configFromWire(w: ReplicaConfigWire | null | undefined, host: Re
   if (w === null || w === undefined) throw new VolumeError("INVALID_ARGUMENT", "CreateReplica needs a config");
   const blockSize = w.blockSize === 0 ? limits.blockSize : w.blockSize;
   if (blockSize !== limits.blockSize) throw new VolumeError("INVALID_ARGUMENT", `Block size ${blockSize} is not supported: volumes have ${limits.blockSize}-byte blocks`);
+  const previous = w.previousReplicas ?? [];
+  const learner = (w.learnerFrom ?? "") === "" && (w.learnerTo ?? "") === "" ? null : { from: asNodeId(w.learnerFrom ?? ""), to: asNodeId(w.learnerTo ?? "") };
   const config: VolumeConfig = {
     name: w.name,
     blockSize,
     blockCount: w.blockCount,
     replicas: w.replicas.map(asNodeId),
     configVersion: w.configVersion,
+    ...(previous.length === 0 ? {} : { previousReplicas: previous.map(asNodeId) }),
+    ...(learner === null ? {} : { replacement: learner }),
   };
   checkVolumeConfig(config);
   const known = host.knownNodes();
-  for (const r of config.replicas) {
+  for (const r of configMembers(config)) {
     if (!known.has(r)) throw new VolumeError("INVALID_ARGUMENT", `Replica node ${r} of volume ${config.name} is not in the cluster file`);
   }
-  if (!config.replicas.includes(asNodeId(host.nodeId))) {
+  if (!configMembers(config).includes(asNodeId(host.nodeId))) {
     throw new VolumeError("INVALID_ARGUMENT", `Volume ${config.name} has no replica on node ${host.nodeId}: its replicas are ${config.replicas.join(", ")}`);
   }
   return config;
 }
 
 export function configToWire(c: VolumeConfig): ReplicaConfigWire {
-  return { name: c.name, blockCount: c.blockCount, blockSize: c.blockSize, replicas: [...c.replicas], configVersion: c.configVersion };
+  return {
+    name: c.name,
+    blockCount: c.blockCount,
+    blockSize: c.blockSize,
+    replicas: [...c.replicas],
+    configVersion: c.configVersion,
+    previousReplicas: [...(c.previousReplicas ?? [])],
+    learnerFrom: c.replacement?.from ?? "",
+    learnerTo: c.replacement?.to ?? "",
+  };
 }
 
 export function replicaStatus(d: VolumeDriver, nodeId: string): ReplicaStatusWire {
@@ -53,7 +67,8 @@ export function replicaStatus(d: VolumeDriver, nodeId: string): ReplicaStatusWir
   return {
     volume: d.name,
     node: nodeId,
-    config: configToWire(d.config),
+    config: configToWire(s.config),
+    configCommitted: s.configCommitted,
     promisedEpoch: s.promisedEpoch,
     head: { epoch: s.head.epoch, lsn: s.head.lsn },
     commitLsn: s.commitLsn,
@@ -127,6 +142,11 @@ export function adminService(host: ReplicaHost): UntypedServiceImplementation {
     RegionChecksums: unary((req: { volume: string }) => host.driver(req.volume).regionChecksums()),
     Scrub: unary((req: { volume: string }) => {
       host.driver(req.volume).startScrub();
+      return {};
+    }),
+    Replace: unary(async (req: { volume: string; from: string; to: string }) => {
+      if (!host.knownNodes().has(req.to)) throw new VolumeError("INVALID_ARGUMENT", `Node ${req.to} is not in the cluster file`);
+      await host.driver(req.volume).replace(asNodeId(req.from), asNodeId(req.to));
       return {};
     }),
     SetResyncRate: unary((req: { bytesPerSec: number }) => {

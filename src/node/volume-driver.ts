@@ -17,7 +17,7 @@
 import { performance } from "node:perf_hooks";
 import { crc32 } from "../storage/crc32.js";
 import { VolumeError } from "../core/errors.js";
-import { configRecordFits } from "../core/config.js";
+import { configMembers, configRecordFits, isVoter } from "../core/config.js";
 import { limits } from "../core/limits.js";
 import type {
   ClientRequest,
@@ -178,6 +178,12 @@ export class VolumeDriver {
     return this.request({ type: "unmount" });
   }
 
+  /** Asks this replica, as the active primary, to replace `from` by `to` (ReplaceRequest); throws the core's refusal. */
+  async replace(from: NodeId, to: NodeId): Promise<void> {
+    const r = await this.request({ type: "replace", from, to });
+    if (!r.ok) throw new VolumeError(r.code, r.message);
+  }
+
   private request(req: ClientRequest): Promise<AnyResult> {
     if (this.failure !== null) return Promise.resolve(this.failed());
     if (this.closing) {
@@ -239,6 +245,12 @@ export class VolumeDriver {
   }
 
   /** The mount this node coordinates, if it is active. */
+  /** The volume's voters, if the latest configuration left this node out of them (a replacement); else null. */
+  removedFromSet(): readonly NodeId[] | null {
+    const c = this.core.status().config;
+    return isVoter(c, this.opts.nodeId) || configMembers(c).includes(this.opts.nodeId) ? null : c.replicas;
+  }
+
   activeMount(): { epoch: Epoch; clientId: ClientId } | null {
     if (this.failure !== null || !this.core.isActivePrimary()) return null;
     const p = this.core.status().primary;

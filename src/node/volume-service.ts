@@ -220,6 +220,11 @@ class IoStream {
     };
     if (this.readOnly) return this.issueReadOnly(req, driver, fail);
     const mount = driver.activeMount();
+    if (mount === null && driver.removedFromSet() !== null) {
+      // A replacement took this node's replica out of the set while it was
+      // the primary: not a takeover, the client fails over to the new set.
+      return fail(new VolumeError("NO_QUORUM", `${this.router.nodeId} no longer holds a replica of ${this.volume}: mount through ${driver.removedFromSet()?.join(", ")}`));
+    }
     if (mount === null || mount.epoch !== this.epoch || mount.clientId !== clientId) {
       return fail(new VolumeError("FENCED", `The mount of ${this.volume} with epoch ${this.epoch} is no longer active on ${this.router.nodeId}: it was taken over or ended`));
     }

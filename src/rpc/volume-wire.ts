@@ -83,6 +83,9 @@ export interface ReplicaConfigWire {
   blockSize: number;
   replicas: string[];
   configVersion: number;
+  previousReplicas: string[];
+  learnerFrom: string;
+  learnerTo: string;
 }
 
 export interface VersionWire {
@@ -124,6 +127,7 @@ export interface ReplicaStatusWire {
   corruptFound: number;
   repairsDone: number;
   repairsFailed: number;
+  configCommitted: boolean;
 }
 
 export interface ScrubStatusWire {

@@ -1,7 +1,7 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { chooseBase, commitPoint, leaseStart, trustedHead, type PromiseInfo } from "../../src/core/quorum.js";
-import { asEpoch, asLsn, asNodeId, compareVersion, writeQuorum, type Epoch, type Lsn, type Version } from "../../src/core/types.js";
+import { chooseBaseAcross, commitPoint, leaseStart, trustedHead, type PromiseInfo } from "../../src/core/quorum.js";
+import { asEpoch, asLsn, asNodeId, compareVersion, writeQuorum, type Epoch, type Lsn, type NodeId, type Version } from "../../src/core/types.js";
 
 /** Naive: scan lsns downward; the first one held by a quorum whose record is of the current epoch. */
 function naiveCommit(matches: number[], quorum: number, current: number, epochAt: (l: number) => number | null, epoch: number): number {
@@ -79,7 +79,9 @@ function naiveChoose(promises: PromiseInfo[], n: number, w: number, preferred: s
   return { node: source.node, target };
 }
 
-describe("chooseBase", () => {
+const nodes = (n: number): NodeId[] => Array.from({ length: n }, (_, i) => asNodeId(`n${i}`));
+
+describe("chooseBaseAcross", () => {
   it("agrees with a naive enumeration of write quorums", () => {
     const replica = fc.record({ head: version, consistent: fc.boolean(), unsurePastHead: fc.boolean(), behind: fc.nat(2), promised: fc.boolean() });
     fc.assert(
@@ -100,7 +102,7 @@ describe("chooseBase", () => {
         );
         const w = writeQuorum(n);
         const preferred = `n${preferredIndex % n}`;
-        const got = chooseBase(promises, n, w, asNodeId(preferred));
+        const got = chooseBaseAcross(promises, [nodes(n)], asNodeId(preferred));
         const want = naiveChoose(promises, n, w, preferred);
         expect(got === null ? null : { node: got.source.node, target: got.target }).toEqual(want);
       }),
@@ -112,20 +114,33 @@ describe("chooseBase", () => {
     const v = (e: number, l: number): Version => ({ epoch: asEpoch(e), lsn: asLsn(l) });
     const p = (node: string, head: Version, unsure: boolean): PromiseInfo => ({ node: asNodeId(node), head, consistent: true, unsurePastHead: unsure, witnessHead: head });
     // n1 may have lost records past 1:5 that n3 (not asked) also holds.
-    expect(chooseBase([p("n1", v(1, 5), true), p("n2", v(1, 4), false)], 3, 2, asNodeId("n2"))).toBeNull();
-    const ok = chooseBase([p("n1", v(1, 5), true), p("n2", v(1, 4), false), p("n3", v(1, 7), false)], 3, 2, asNodeId("n2"));
+    expect(chooseBaseAcross([p("n1", v(1, 5), true), p("n2", v(1, 4), false)], [["n1", "n2", "n3"].map(asNodeId)], asNodeId("n2"))).toBeNull();
+    const ok = chooseBaseAcross([p("n1", v(1, 5), true), p("n2", v(1, 4), false), p("n3", v(1, 7), false)], [["n1", "n2", "n3"].map(asNodeId)], asNodeId("n2"));
     expect(ok?.source.node).toBe("n3");
+  });
+
+  it("while joint, needs a majority and the witnesses of each set", () => {
+    const v = (e: number, l: number): Version => ({ epoch: asEpoch(e), lsn: asLsn(l) });
+    const p = (node: string, head: Version): PromiseInfo => ({ node: asNodeId(node), head, consistent: true, unsurePastHead: false, witnessHead: head });
+    const old = ["n1", "n2", "n3"].map(asNodeId);
+    const next = ["n2", "n3", "n4"].map(asNodeId);
+    // n1 and n2: a majority of the old set, one of the new: not enough.
+    expect(chooseBaseAcross([p("n1", v(1, 5)), p("n2", v(1, 4))], [old, next], asNodeId("n1"))).toBeNull();
+    // n1, n4 and the learner n5 (in no set): a majority of neither.
+    expect(chooseBaseAcross([p("n1", v(1, 5)), p("n4", v(1, 4)), p("n5", v(1, 9))], [old, next], asNodeId("n1"))).toBeNull();
+    // n1, n3, n4: a majority of each; the most up-to-date log of all wins, a learner's too.
+    const got = chooseBaseAcross([p("n1", v(1, 5)), p("n3", v(1, 4)), p("n4", v(1, 6)), p("n5", v(1, 7))], [old, next], asNodeId("n1"));
+    expect(got?.source.node).toBe("n5");
   });
 
   it("trusts an inconsistent replica's log only up to its witness head", () => {
     const v = (e: number, l: number): Version => ({ epoch: asEpoch(e), lsn: asLsn(l) });
-    const got = chooseBase(
+    const got = chooseBaseAcross(
       [
         { node: asNodeId("n1"), head: v(2, 9), consistent: false, unsurePastHead: false, witnessHead: v(1, 6) },
         { node: asNodeId("n2"), head: v(1, 8), consistent: true, unsurePastHead: false, witnessHead: v(1, 8) },
       ],
-      3,
-      2,
+      [["n1", "n2", "n3"].map(asNodeId)],
       asNodeId("n1"),
     );
     expect(got?.source.node).toBe("n2");

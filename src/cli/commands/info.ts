@@ -1,6 +1,6 @@
 import type { Command } from "commander";
 import { output, table, withCluster } from "../context.js";
-import type { ReplicaInfo } from "../../client/index.js";
+import type { ReplicaInfo, VolumeInfo } from "../../client/index.js";
 import { formatSize } from "../size.js";
 
 /** Progress, rate and ETA of a resync under way, or what the last one moved. */
@@ -17,6 +17,13 @@ export function resyncText(r: ReplicaInfo): string {
   return "-";
 }
 
+function replicaSetText(v: VolumeInfo): string {
+  const c = v.config;
+  if (c.learner !== null) return `${c.replicas.join(", ")}; replacing ${c.learner.from} by ${c.learner.to}, which is catching up (not voting yet)`;
+  if (c.previousReplicas.length > 0) return `${c.replicas.join(", ")}, joint with the old set ${c.previousReplicas.join(", ")} (writes need a majority of each)`;
+  return c.replicas.join(", ");
+}
+
 export function register(program: Command): void {
   program
     .command("info")
@@ -28,7 +35,8 @@ export function register(program: Command): void {
         output(opts, v, () =>
           [
             `Volume ${v.name}: ${formatSize(v.sizeBytes)} (${v.blockCount} blocks of ${v.blockSize} bytes), ${v.health}`,
-            `Epoch ${v.epoch}, primary ${v.primary ?? "none"}, lease holder ${v.leaseHolder ?? "none"}, write quorum ${v.writeQuorum} of ${v.replicaNodes.length}`,
+            `Epoch ${v.epoch}, primary ${v.primary ?? "none"}, lease holder ${v.leaseHolder ?? "none"}, write quorum ${v.writeQuorum} of ${v.config.replicas.length}`,
+            `Replica set ${v.config.version}: ${replicaSetText(v)}`,
             table(
               ["NODE", "STATE", "HEAD", "COMMIT", "LAG", "PROMISED", "ROLE", "RESYNC"],
               v.replicas.map((r) => [
