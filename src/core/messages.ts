@@ -196,6 +196,29 @@ export interface CorruptReport {
   readonly blocks: readonly BlockIndex[];
 }
 
+/**
+ * Idle sync (P6 without a mount): a replica that has heard from no primary
+ * for a while asks its peers where they stand. Epoch-free: it changes
+ * nothing, and the answer only decides whether a sync mount is worth it.
+ */
+export interface HeadProbe {
+  readonly type: "headProbe";
+  readonly epoch: Epoch;
+  readonly seq: number;
+}
+
+export interface HeadReport {
+  readonly type: "headReport";
+  readonly epoch: Epoch;
+  readonly seq: number;
+  readonly head: Version;
+  readonly commitLsn: Lsn;
+  readonly consistent: boolean;
+  readonly unsurePastHead: boolean;
+  /** Ticks since it last heard a primary, null if never since it started. */
+  readonly heardPrimaryTicksAgo: number | null;
+}
+
 export type PeerMessage =
   | PromiseRequest
   | PromiseGranted
@@ -214,7 +237,9 @@ export type PeerMessage =
   | StaleEpoch
   | BlockFetch
   | BlockData
-  | CorruptReport;
+  | CorruptReport
+  | HeadProbe
+  | HeadReport;
 
 // ---------------------------------------------------------------------------
 // Client requests, served by the node the client mounted through.

@@ -44,6 +44,8 @@ import type {
   SuperblockPatch,
   WriteRequest,
   ReplaceRequest,
+  HeadProbe,
+  HeadReport,
 } from "./messages.js";
 import { configMembers, decodeConfig, encodeConfig, isVoter, replacedSet, voterSets } from "./config.js";
 import { chooseBaseAcross, commitPoint, leaseStart, mostUpToDate, trustedHead } from "./quorum.js";
@@ -253,6 +255,17 @@ export const REPAIR_CLIENT_ID = `${RESERVED_CLIENT_ID_PREFIX}repair` as ClientId
 /** The client id of configuration records. */
 export const CONFIG_CLIENT_ID = `${RESERVED_CLIENT_ID_PREFIX}config` as ClientId;
 
+/** The client id of a node's own sync mount (see idle sync). */
+export const SYNC_CLIENT_ID = `${RESERVED_CLIENT_ID_PREFIX}sync` as ClientId;
+
+/** The request id of a sync mount and its unmount: their replies stay inside the core. */
+const SYNC_REQ_ID: RequestId = -1;
+
+/** The nodes' own mounts never hold a volume against a client: any mount takes them over without asking. */
+export function isReservedClient(clientId: ClientId): boolean {
+  return clientId.startsWith(RESERVED_CLIENT_ID_PREFIX);
+}
+
 interface PrimarySession {
   phase: PrimaryPhase;
   epoch: Epoch;
@@ -296,6 +309,7 @@ interface PrimarySession {
   trimmedSeqMax: number;
   /** When a committed configuration left this primary out: it steps down once the followers know (see advanceConfig). */
   leavingSince: number | null;
+  activeSince: number;
 }
 
 interface PendingReply {
@@ -389,6 +403,10 @@ export class ReplicaCore {
   private readonly pendingReplies: PendingReply[] = [];
   private readonly pendingLogOps: PendingLogOp[] = [];
   private readonly onDurable = new Map<DurableToken, () => void>();
+  /** Idle sync: the probe round under way, when it was sent, and the answers so far. */
+  private probeSeq = 0;
+  private probeSentTick = -Infinity;
+  private readonly probeReports = new Map<NodeId, HeadReport>();
   private nextToken: DurableToken = 1;
 
   private primary: PrimarySession | null = null;
@@ -555,7 +573,14 @@ export class ReplicaCore {
         throw new Error(`Unknown event ${JSON.stringify(event satisfies never)}`);
     }
     this.settle();
-    return this.out.splice(0);
+    const out = this.out.splice(0);
+    // A sync mount's replies stay here (no client asked): traced instead.
+    if (!out.some((a) => a.type === "reply" && a.reqId === SYNC_REQ_ID)) return out;
+    return out.map((a): CoreAction => {
+      if (a.type !== "reply" || a.reqId !== SYNC_REQ_ID) return a;
+      const r = a.result;
+      return { type: "trace", event: r.ok ? "sync mount step done" : "sync mount ended", detail: r.ok ? { volume: this.config.name, node: this.nodeId } : { volume: this.config.name, node: this.nodeId, code: r.code, reason: r.message } };
+    });
   }
 
   /** Work that follows any change: loopback messages, replies, commit, apply, acks. */
@@ -631,6 +656,93 @@ export class ReplicaCore {
         lastResync: null,
       });
     }
+  }
+
+  // -------------------------------------------------------------------------
+  // Idle sync (P6 without a mount): a returning replica is brought back in
+  // sync even when no client has the volume mounted. A consistent voter
+  // that heard from no primary for three leases asks its peers where they
+  // stand; if one is behind, inconsistent or unsure, nobody heard a primary
+  // lately, and it holds the most up-to-date log of a majority of each voter
+  // set (ties: the lowest node id), it mounts the volume itself with
+  // SYNC_CLIENT_ID. Its primary then catches up or resyncs every replica as
+  // any primary does, and unmounts once they are in sync. A client's mount
+  // takes such a mount over without asking (isReservedClient).
+
+  private maybeProbe(): void {
+    if (!this.consistent || this.unsurePastHead || this.resetPending() || !isVoter(this.config, this.nodeId)) return;
+    const lease = this.timing.leaseTicks;
+    if (this.lastPrimaryAnswerTick !== null && this.now - this.lastPrimaryAnswerTick <= 3 * lease) return;
+    if (this.now - this.probeSentTick < 3 * lease) return;
+    this.probeSeq = this.now;
+    this.probeSentTick = this.now;
+    this.probeReports.clear();
+    for (const node of configMembers(this.config)) if (node !== this.nodeId) this.send(node, { type: "headProbe", epoch: this.promisedEpoch, seq: this.probeSeq });
+  }
+
+  private onHeadProbe(from: NodeId, m: HeadProbe): void {
+    if (this.resetPending()) return;
+    const heard = this.primary?.phase === "active" ? 0 : this.lastPrimaryAnswerTick === null ? null : this.now - this.lastPrimaryAnswerTick;
+    this.send(from, {
+      type: "headReport",
+      epoch: this.promisedEpoch,
+      seq: m.seq,
+      head: this.durableHead(),
+      commitLsn: this.commitLsn,
+      consistent: this.consistent,
+      unsurePastHead: this.unsurePastHead,
+      heardPrimaryTicksAgo: heard,
+    } satisfies HeadReport);
+  }
+
+  private onHeadReport(from: NodeId, m: HeadReport): void {
+    if (m.seq !== this.probeSeq || this.primary !== null || this.now - this.probeSentTick > this.timing.leaseTicks || this.resetPending()) return;
+    this.probeReports.set(from, m);
+    const reports = [...this.probeReports.entries()];
+    // Someone heard a primary lately: a mount is live, and its primary catches the others up.
+    if (reports.some(([, r]) => r.heardPrimaryTicksAgo !== null && r.heardPrimaryTicksAgo <= 2 * this.timing.leaseTicks)) {
+      this.probeReports.clear();
+      return;
+    }
+    const mine = this.durableHead();
+    // Work only a primary can do: a replica behind, inconsistent or unsure;
+    // records not known committed; a replacement to move on (once its
+    // learner answers: without it, it cannot move).
+    const lagging = (r: HeadReport): boolean => !r.consistent || r.unsurePastHead || !versionEquals(r.head, mine) || r.commitLsn < r.head.lsn;
+    const learner = this.config.replacement?.to;
+    const changing = (learner !== undefined && this.probeReports.has(learner)) || this.config.previousReplicas !== undefined;
+    if (!reports.some(([, r]) => lagging(r)) && this.commitLsn >= mine.lsn && !changing) return;
+    const answered = new Set([this.nodeId, ...this.probeReports.keys()]);
+    if (!voterSets(this.config).every((set) => set.filter((n) => answered.has(n)).length >= writeQuorum(set.length))) return;
+    for (const [node, r] of reports) {
+      if (!r.consistent || r.unsurePastHead) continue;
+      const c = compareVersion(r.head, mine);
+      if (c > 0 || (c === 0 && node < this.nodeId)) return;
+    }
+    this.probeReports.clear();
+    this.probeSeq = -1;
+    const behind = reports.filter(([, r]) => lagging(r)).map(([n]) => n);
+    this.trace("idle sync: no mount is live and replicas are behind; mounting to bring them back", { behind: behind.join(","), head: formatVersion(mine) });
+    this.onMount(SYNC_REQ_ID, { type: "mount", clientId: SYNC_CLIENT_ID, takeover: false });
+  }
+
+  /** A sync mount ends once every follower that answers is in sync (one that never answers is not waited for past four leases). */
+  private maybeEndSync(p: PrimarySession): void {
+    const head = this.log.head().lsn;
+    const lease = this.timing.leaseTicks;
+    const waited = this.now - p.activeSince > 4 * lease;
+    for (const f of p.followers.values()) {
+      const answering = f.ackedSentTick !== null && this.now - f.ackedSentTick < 2 * lease;
+      if (!answering && waited) continue;
+      if (!answering || !f.consistent || f.resync !== null || f.matchLsn < head) return;
+    }
+    if (this.commitLsn < head) return;
+    // A replacement under way goes on while its learner answers.
+    const learner = this.config.replacement === undefined ? undefined : p.followers.get(this.config.replacement.to);
+    const learnerAnswers = learner?.ackedSentTick != null && this.now - learner.ackedSentTick < 2 * lease;
+    if (this.config.previousReplicas !== undefined || this.configLsn > this.commitLsn || (this.config.replacement !== undefined && (learnerAnswers || !waited))) return;
+    this.trace("idle sync: every replica that answers is in sync; unmounting", { head });
+    this.onUnmount(SYNC_REQ_ID);
   }
 
   /** "2", or "2 of n1,n2,n3 and 2 of n2,n3,n4" while joint: for messages. */
@@ -917,6 +1029,10 @@ export class ReplicaCore {
         return this.onBlockData(from, msg);
       case "corruptReport":
         return this.onCorruptReport(from, msg);
+      case "headProbe":
+        return this.onHeadProbe(from, msg);
+      case "headReport":
+        return this.onHeadReport(from, msg);
       default:
         throw new Error(`Unknown message ${JSON.stringify(msg satisfies never)}`);
     }
@@ -992,7 +1108,7 @@ export class ReplicaCore {
     if (m.epoch <= this.promisedEpoch) return refuse("stale");
     const leaseLive =
       !this.released && this.lastPrimaryAnswerTick !== null && this.now - this.lastPrimaryAnswerTick < this.timing.leaseTicks;
-    if (!m.takeover && leaseLive && this.leaseClientId !== null && this.leaseClientId !== m.clientId) return refuse("busy");
+    if (!m.takeover && leaseLive && this.leaseClientId !== null && this.leaseClientId !== m.clientId && !isReservedClient(this.leaseClientId)) return refuse("busy");
     // This node may itself be the live primary: its own lease counts too.
     if (!m.takeover && this.holdsLiveMountOfAnother(m.clientId)) return refuse("busy");
     this.grantSinceOlder = this.released || this.lastPrimaryAnswerTick === null ? null : this.now - this.lastPrimaryAnswerTick;
@@ -1270,7 +1386,7 @@ export class ReplicaCore {
       this.out.push({ type: "reply", reqId, result: { ok: true, epoch: p.epoch, blockCount: this.config.blockCount, blockSize: this.config.blockSize } });
       return;
     }
-    if (p !== null && p.phase !== "active") {
+    if (p !== null && p.phase !== "active" && !isReservedClient(p.clientId)) {
       return this.fail(reqId, "VOLUME_BUSY", `A mount of volume ${this.config.name} is in progress on ${this.nodeId}: try again shortly`);
     }
     if (!req.takeover && this.holdsLiveMountOfAnother(req.clientId)) {
@@ -1311,6 +1427,7 @@ export class ReplicaCore {
       seqsAtMount: new Set(),
       trimmedSeqMax: 0,
       leavingSince: null,
+      activeSince: Infinity,
     };
     this.primary = session;
     this.trace("mount begins", { candidate: this.nodeId, clientId: req.clientId, takeover: req.takeover });
@@ -1320,7 +1437,7 @@ export class ReplicaCore {
   /** Whether this node is the active primary of another client's mount, under a valid lease. */
   private holdsLiveMountOfAnother(clientId: ClientId): boolean {
     const p = this.primary;
-    return p !== null && p.phase === "active" && p.clientId !== clientId && this.leaseValid(p);
+    return p !== null && p.phase === "active" && p.clientId !== clientId && !isReservedClient(p.clientId) && this.leaseValid(p);
   }
 
   private sendPromises(p: PrimarySession, fresh: boolean): void {
@@ -1888,13 +2005,22 @@ export class ReplicaCore {
   private beginResync(p: PrimarySession, f: Follower, restartOf: ResyncProgress | null = null): void {
     if (f.resync !== null && f.resync.phase === "begin" && this.now - f.resync.lastProgressTick < this.timing.resendTicks * 2) return;
     if (f.resync === null && f.consistent) {
-      // Resyncing makes a replica inconsistent. Keep W consistent replicas
-      // (this primary among them): the others wait their turn.
+      // Resyncing makes a replica inconsistent. Below W consistent replicas
+      // (this primary among them), one resync at a time: the others wait
+      // their turn. (Not none: with a replica down and another too far
+      // behind for the log, the volume would wait for the one that is down,
+      // though W replicas are up; P6. Found by the simulator with a replica
+      // away from the last mount, seed 960.)
       for (const set of voterSets(this.config)) {
         if (!set.includes(f.node)) continue;
         let consistent = set.includes(this.nodeId) ? 1 : 0;
-        for (const g of p.followers.values()) if (g !== f && set.includes(g.node) && g.consistent && g.resync === null) consistent++;
-        if (consistent < writeQuorum(set.length)) return;
+        let resyncing = false;
+        for (const g of p.followers.values()) {
+          if (g === f || !set.includes(g.node)) continue;
+          if (g.consistent && g.resync === null) consistent++;
+          if (g.resync !== null) resyncing = true;
+        }
+        if (consistent < writeQuorum(set.length) && resyncing) return;
       }
     }
     // The snapshot is committed and at least the follower's commit point, so
@@ -2011,7 +2137,9 @@ export class ReplicaCore {
 
   private onTick(): void {
     const p = this.primary;
-    if (p === null) return;
+    if (p === null) return this.maybeProbe();
+    if (p.clientId === SYNC_CLIENT_ID && p.phase === "active") this.maybeEndSync(p);
+    if (this.primary !== p) return;
     if (p.phase !== "active" && this.now >= p.mountDeadline) {
       this.primary = null;
       return this.fail(p.mountReqId, "NO_QUORUM", `Mount of ${this.config.name} found fewer than ${this.quorumWords()} replicas able to promise in time`);
@@ -2074,6 +2202,7 @@ export class ReplicaCore {
     const ready = this.leaseValid(p) && this.now >= p.leaseWaitUntil;
     if (p.phase === "mounting" && this.commitLsn >= p.mountStartLsn && ready) {
       p.phase = "active";
+      p.activeSince = this.now;
       this.trace("mounted", { clientId: p.clientId, mountStartLsn: p.mountStartLsn });
       this.out.push({ type: "reply", reqId: p.mountReqId, result: { ok: true, epoch: p.epoch, blockCount: this.config.blockCount, blockSize: this.config.blockSize } });
     }

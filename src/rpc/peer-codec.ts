@@ -194,6 +194,21 @@ export function encodePeerMessage(volume: string, msg: PeerMessage, payloads: Ui
       return { volume, blockFetch: { epoch: msg.epoch, seq: msg.seq, block: msg.block } };
     case "corruptReport":
       return { volume, corruptReport: { epoch: msg.epoch, blocks: [...msg.blocks] } };
+    case "headProbe":
+      return { volume, headProbe: { epoch: msg.epoch, seq: msg.seq } };
+    case "headReport":
+      return {
+        volume,
+        headReport: {
+          epoch: msg.epoch,
+          seq: msg.seq,
+          head: versionOut(msg.head),
+          commitLsn: msg.commitLsn,
+          consistent: msg.consistent,
+          unsurePastHead: msg.unsurePastHead,
+          ...(msg.heardPrimaryTicksAgo === null ? {} : { heardPrimaryTicksAgo: msg.heardPrimaryTicksAgo }),
+        },
+      };
     case "blockData":
       if (msg.data !== null) payloads.push(msg.data);
       return {
@@ -424,6 +439,19 @@ export function decodePeerMessage(wire: unknown): { volume: string; msg: PeerMes
           type: "corruptReport",
           epoch,
           blocks: arr(b["blocks"], "corruptReport.blocks", CORRUPT_REPORT_BLOCKS_MAX).map((x, i) => asBlock(uint(x, `corruptReport.blocks[${i}]`))),
+        };
+      case "headProbe":
+        return { type: "headProbe", epoch, seq: uint(b["seq"], "headProbe.seq") };
+      case "headReport":
+        return {
+          type: "headReport",
+          epoch,
+          seq: uint(b["seq"], "headReport.seq"),
+          head: versionIn(b["head"], "headReport.head"),
+          commitLsn: asLsn(uint(b["commitLsn"], "headReport.commitLsn")),
+          consistent: bool(b["consistent"], "headReport.consistent"),
+          unsurePastHead: bool(b["unsurePastHead"], "headReport.unsurePastHead"),
+          heardPrimaryTicksAgo: optionalUint(b, "heardPrimaryTicksAgo", "headReport.heardPrimaryTicksAgo"),
         };
       case "blockData": {
         const data = bytes(b["data"], "blockData.data");

@@ -670,6 +670,20 @@ export class SimCluster {
     return true;
   }
 
+  /** Replicas that took a disk fault (log bit flip or block corruption): at most N - W of them. */
+  faultedReplicas(): NodeId[] {
+    return [...this.flipped];
+  }
+
+  /** The final client ends its mount cleanly (its primary releases the lease). */
+  unmountFinal(): void {
+    for (const c of this.clients.values()) {
+      if (!c.final || c.via === null) continue;
+      this.trace(`${c.name} unmounts via ${c.via}`);
+      this.sendRequest(c, c.via, this.nextReqId++, { type: "unmount" });
+    }
+  }
+
   finalDone(): boolean {
     for (const c of this.clients.values()) if (c.final && c.state !== "done") return false;
     return true;

@@ -5,7 +5,9 @@
  */
 import type { TestOnlyPlantedBugs } from "../../src/core/replica.js";
 import { asNodeId, type NodeId } from "../../src/core/types.js";
-import { LINEAR_BLOCKS, SIM_BLOCK_COUNT, SimCluster } from "./cluster.js";
+import { LINEAR_BLOCKS, SIM_BLOCK_COUNT, SIM_TIMING, SimCluster } from "./cluster.js";
+
+const SIM_LEASE_TICKS = SIM_TIMING.leaseTicks;
 import { checkDurability, checkFencing, checkRegister, checkZeroableBlock, type Violation } from "./history.js";
 import { Random } from "./random.js";
 
@@ -61,8 +63,19 @@ export function runSeed(opts: SeedOptions): SeedResult {
     c.runUntil(deadline, () => c.clientsQuiet());
     if (!c.clientsQuiet()) violations.push({ promise: "P6", detail: `operations still unfinished ${livenessTicksMax} ticks after healing` });
     else {
+      // One seed in three, a replica stays away until the last mount has
+      // ended: only idle sync (P6 with no mount) can bring it back.
+      const lateRng = new Random((opts.seed ^ 0x68e31da4) >>> 0);
+      // (The one with a disk fault if there is one: N - W replicas may be faulty at once, not more.)
+      const faulted = c.faultedReplicas().filter((n) => c.replicaNodes().includes(n));
+      const late = lateRng.chance(1 / 3) ? lateRng.pick(faulted.length > 0 ? faulted : c.replicaNodes()) : null;
+      if (late !== null) c.crashNode(late);
       c.addClient("final", { ops: 0, concurrency: 1, takeover: true, final: true });
       c.runUntil(deadline, () => c.finalDone());
+      if (late !== null && c.finalDone()) {
+        c.unmountFinal();
+        c.at(SIM_LEASE_TICKS * 2, () => c.restartNode(late));
+      }
       if (!c.finalDone()) violations.push({ promise: "P6", detail: `the final client could not mount and read within ${livenessTicksMax} ticks of healing` });
       else {
         c.runUntil(deadline, () => c.converged().ok);

@@ -22,6 +22,9 @@ const MESSAGES: PeerMessage[] = [
   { type: "promiseGranted", epoch: asEpoch(3), head: v(2, 5), commitLsn: asLsn(4), consistent: false, unsurePastHead: true, witnessHead: v(2, 4), sinceOlderLeaseTicks: null, config },
   { type: "promiseGranted", epoch: asEpoch(3), head: v(2, 5), commitLsn: asLsn(4), consistent: true, unsurePastHead: false, witnessHead: v(2, 5), sinceOlderLeaseTicks: 0, config: learnerConfig },
   { type: "promiseRefused", epoch: asEpoch(3), reason: "busy", promisedEpoch: asEpoch(3) },
+  { type: "headProbe", epoch: asEpoch(3), seq: 1795 },
+  { type: "headReport", epoch: asEpoch(3), seq: 1795, head: v(2, 5), commitLsn: asLsn(4), consistent: false, unsurePastHead: true, heardPrimaryTicksAgo: null },
+  { type: "headReport", epoch: asEpoch(3), seq: 1795, head: v(2, 5), commitLsn: asLsn(5), consistent: true, unsurePastHead: false, heardPrimaryTicksAgo: 0 },
   { type: "fetch", epoch: asEpoch(3), fromLsn: asLsn(1), toLsn: null },
   { type: "fetch", epoch: asEpoch(3), fromLsn: asLsn(1), toLsn: asLsn(9) },
   {

@@ -22,6 +22,8 @@ const PEER_MESSAGE_TYPES = [
   "blockFetch",
   "blockData",
   "corruptReport",
+  "headProbe",
+  "headReport",
 ] as const satisfies readonly PeerMessage["type"][];
 
 // Fails to compile if the core gains a message this list (and so the proto) lacks.
