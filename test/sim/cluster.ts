@@ -14,6 +14,8 @@ import type { History, HistoryOp } from "./history.js";
 import { Random } from "./random.js";
 
 export const SIM_BLOCK_SIZE = 8;
+/** The replace operator's own mount (a reserved id: clients take it over without asking, as volctl's own mount is not). */
+const OPERATOR_CLIENT_ID = asClientId("replivol:operator");
 export const SIM_BLOCK_COUNT = 16;
 /** Blocks 0..LINEAR_BLOCKS-1 take only writes (checked for linearizability); the rest take trims and zeroes too. */
 export const LINEAR_BLOCKS = 12;
@@ -164,6 +166,8 @@ export class SimCluster {
   eventsRun = 0;
   liveness = false;
   private readonly retainedRecordsMax: number;
+  /** Where the replace operator mounted the volume itself, if it did. */
+  private operatorMountVia: NodeId | null = null;
   /** Resync pacing, as a throttled resync on a real node paces its copies. */
   private readonly resyncRegionIntervalTicks: number;
 
@@ -218,8 +222,19 @@ export class SimCluster {
     });
     const p = this.primaryNode();
     const pc = p === null ? null : (this.nodes.get(p)?.core ?? null);
-    if (!done && pc === null) return again();
+    if (!done && pc === null) {
+      // No mount is live: the operator's tool mounts the volume itself (as volctl does).
+      const via = this.nodes.get(this.rng.pick(this.replicaNodes()));
+      if (via?.core !== null && via !== undefined) {
+        this.operatorMountVia = via.id;
+        this.step(via, { type: "request", reqId: this.nextReqId++, req: { type: "mount", clientId: OPERATOR_CLIENT_ID, takeover: false } });
+      }
+      return again();
+    }
     if (done) {
+      const via = this.operatorMountVia === null ? undefined : this.nodes.get(this.operatorMountVia);
+      if (via !== undefined && via.core?.status().primary?.clientId === OPERATOR_CLIENT_ID) this.step(via, { type: "request", reqId: this.nextReqId++, req: { type: "unmount" } });
+      this.operatorMountVia = null;
       const old = this.nodes.get(from);
       if (old !== undefined && old.holdsReplica) {
         this.trace(`REPLACE done: ${from} deleted`);

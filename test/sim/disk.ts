@@ -68,6 +68,7 @@ export class SimDisk {
   private consistent = true;
   private readonly installed = new Set<number>();
   private round: DiskOp[] | null = null;
+  private readonly markedData = new Map<DurableToken, DataState>();
   /** Bit flips recovery found and cut, over the disk's life. */
   corruptionsCut = 0;
 
@@ -107,7 +108,11 @@ export class SimDisk {
         if (op.patch.config !== undefined) this.vData.config = op.patch.config;
         break;
       case "install":
+        break;
       case "markConsistent":
+        // What it makes durable is the data as of now, not as of the round's
+        // end (a resync reset queued after it changes the volatile data).
+        this.markedData.set(op.token, cloneData(this.vData));
         break;
       default:
         throw new Error(`unknown op ${JSON.stringify(op satisfies never)}`);
@@ -157,12 +162,17 @@ export class SimDisk {
           break;
         case "install":
           break;
-        case "markConsistent":
-          this.checkpointData();
+        case "markConsistent": {
+          const data = this.markedData.get(op.token);
+          assert(data !== undefined, "a markConsistent has its data");
+          this.markedData.delete(op.token);
+          this.checkpointData(data);
           this.dSuper.consistent = true;
           this.dSuper.consistentThrough = null;
-          this.consistent = true;
+          // Unless a reset queued after it made the volatile state inconsistent again.
+          if (!round.slice(round.indexOf(op) + 1).some((o) => o.kind === "reset") && !this.queue.some((o) => o.kind === "reset")) this.consistent = true;
           break;
+        }
         default:
           throw new Error(`unknown op ${JSON.stringify(op satisfies never)}`);
       }
@@ -274,10 +284,10 @@ export class SimDisk {
     }
   }
 
-  private checkpointData(): void {
+  private checkpointData(from: DataState = this.vData): void {
     // Only what the durable log backs can be checkpointed (apply follows durability).
-    assert(this.vData.appliedLsn <= headOf(this.dLog).lsn || this.dLog.base.lsn >= this.vData.appliedLsn, "checkpoint within the durable log");
-    this.dData = cloneData(this.vData);
+    assert(from.appliedLsn <= headOf(this.dLog).lsn || this.dLog.base.lsn >= from.appliedLsn, "checkpoint within the durable log");
+    this.dData = cloneData(from);
     if (this.dSuper.commitLsn < this.dData.appliedLsn) this.dSuper.commitLsn = this.dData.appliedLsn;
   }
 
@@ -291,6 +301,7 @@ export class SimDisk {
   crash(flip: ((n: number) => number) | null): void {
     this.queue = [];
     this.round = null;
+    this.markedData.clear();
     if (flip !== null) {
       const candidates = this.dLog.records.filter((r) => r.lsn > this.dData.appliedLsn);
       if (candidates.length > 0) {
