@@ -323,6 +323,16 @@ export class Cluster {
     const isDone = (c: ReplicaSetInfo): boolean => c.committed && c.learner === null && c.previousReplicas.length === 0 && c.replicas.includes(to) && !c.replicas.includes(from);
     const ours = (c: ReplicaSetInfo): boolean => (c.learner?.from === from && c.learner.to === to) || (c.previousReplicas.includes(from) && c.replicas.includes(to) && !c.replicas.includes(from)) || isDone(c);
     let info = await this.volumeInfo(name);
+    if (isDone(info.config)) {
+      // Done already, unless the old replica is still to be deleted (a run cut short).
+      const left = await this.connectionOf(from)
+        .replicaStatus(name)
+        .then(
+          () => true,
+          (e: unknown) => errorOf(e).code !== "NOT_FOUND",
+        );
+      if (!left) throw new InvalidArgumentError(`${from} holds no replica of ${name} and ${to} holds one: nothing to replace (its replicas are on ${info.config.replicas.join(", ")})`);
+    }
     if (!ours(info.config)) {
       const c = info.config;
       if (c.learner !== null || c.previousReplicas.length > 0) {
