@@ -14,8 +14,8 @@ function summary(v: VolumeInfo): string {
   const busy = resyncing(v);
   if (busy.length === 0) return `Volume ${v.name}: every replica is in sync`;
   const lines = [`Volume ${v.name}:`, ...busy.map((r) => `  ${r.node}: ${r.state}, ${resyncText(r)}`)];
-  // Catch-up and resync are driven by the primary of a mount.
-  if (v.primary === null) lines.push("  no mount is active: these replicas catch up when the volume is next mounted");
+  // Catch-up and resync are driven by the primary of a mount; with none, the nodes mount the volume themselves (idle sync).
+  if (v.primary === null) lines.push("  no mount is active: the nodes mount the volume themselves within seconds to bring these replicas back");
   return lines.join("\n");
 }
 
