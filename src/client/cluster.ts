@@ -5,6 +5,7 @@
  */
 import { randomUUID } from "node:crypto";
 import { limits } from "../core/limits.js";
+import { OPERATOR_CLIENT_ID_PREFIX } from "../core/replica.js";
 import { writeQuorum } from "../core/types.js";
 import { loadClusterConfig, parseClusterConfig, type ClusterConfig } from "../rpc/cluster-config.js";
 import { InvalidArgumentError, NoQuorumError, NotFoundError, VolumeBusyError, VolumeError } from "./errors.js";
@@ -173,8 +174,12 @@ export class Cluster {
   private readonly host: VolumeHost;
 
   /** @internal Use `connect`. */
-  constructor(config: ClusterConfig) {
-    this.clientId = `c-${randomUUID()}`;
+  /** `clientId` for operators' tools only (see OPERATOR_CLIENT_ID_PREFIX); a random id otherwise. */
+  constructor(
+    private readonly config: ClusterConfig,
+    clientId?: string,
+  ) {
+    this.clientId = clientId ?? `c-${randomUUID()}`;
     this.nodes = config.nodes.map((n) => ({ id: n.id, address: n.address }));
     this.host = {
       clientId: this.clientId,
@@ -357,6 +362,10 @@ export class Cluster {
         throw errorOf(e);
       }
     }
+    // With no mount live, this tool mounts the volume itself (the primary
+    // drives the change), under an operator id that an application's mount
+    // takes over without asking; that application's primary then goes on.
+    const operator = new Cluster(this.config, `${OPERATOR_CLIENT_ID_PREFIX}${randomUUID()}`);
     let own: Volume | null = null;
     try {
       for (;;) {
@@ -371,7 +380,7 @@ export class Cluster {
           // Not asked yet (or the primary that was asked lost it before it committed).
           if (info.primary === null && own === null) {
             try {
-              own = await this.mount(name, { mode: "rw" });
+              own = await operator.mount(name, { mode: "rw" });
             } catch (e) {
               if (!(e instanceof VolumeBusyError || e instanceof NoQuorumError)) throw e;
             }
@@ -390,7 +399,7 @@ export class Cluster {
         } else if (info.primary === null && own === null) {
           // A change under way needs a primary to move on.
           try {
-            own = await this.mount(name, { mode: "rw" });
+            own = await operator.mount(name, { mode: "rw" });
           } catch (e) {
             if (!(e instanceof VolumeBusyError || e instanceof NoQuorumError)) throw e;
           }
@@ -399,6 +408,7 @@ export class Cluster {
       }
     } finally {
       if (own !== null) await own.close().catch(() => undefined);
+      await operator.close();
     }
     // The old replica is out of every configuration: delete it (its node may
     // still be the primary for a moment, handing the mount over).

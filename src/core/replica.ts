@@ -261,6 +261,13 @@ export const SYNC_CLIENT_ID = `${RESERVED_CLIENT_ID_PREFIX}sync` as ClientId;
 /** The request id of a sync mount and its unmount: their replies stay inside the core. */
 const SYNC_REQ_ID: RequestId = -1;
 
+/**
+ * Operators' tools (volctl replace) mount with an id under this prefix when
+ * no client has the volume mounted: a reserved id, so an application's mount
+ * takes theirs over without asking. The only reserved ids clients may use.
+ */
+export const OPERATOR_CLIENT_ID_PREFIX = `${RESERVED_CLIENT_ID_PREFIX}operator:`;
+
 /** The nodes' own mounts never hold a volume against a client: any mount takes them over without asking. */
 export function isReservedClient(clientId: ClientId): boolean {
   return clientId.startsWith(RESERVED_CLIENT_ID_PREFIX);

@@ -7,7 +7,7 @@
 import { Metadata, type sendUnaryData, type ServerDuplexStream, type ServerUnaryCall, type UntypedServiceImplementation } from "@grpc/grpc-js";
 import { VolumeError } from "../core/errors.js";
 import { limits } from "../core/limits.js";
-import { RESERVED_CLIENT_ID_PREFIX } from "../core/replica.js";
+import { OPERATOR_CLIENT_ID_PREFIX, RESERVED_CLIENT_ID_PREFIX } from "../core/replica.js";
 import type { RequestFailure } from "../core/messages.js";
 import { asBlock, asClientId, type ClientId, type Epoch, type NodeId } from "../core/types.js";
 import { toServiceError } from "../rpc/errors.js";
@@ -40,7 +40,7 @@ function checkClientId(clientId: unknown): ClientId {
     throw new VolumeError("INVALID_ARGUMENT", `Bad client id: 1 to ${CLIENT_ID_BYTES_MAX} bytes`);
   }
   // Ids of the nodes' own records (REPAIR_CLIENT_ID): a client using one would share their sequence numbers.
-  if (clientId.startsWith(RESERVED_CLIENT_ID_PREFIX)) {
+  if (clientId.startsWith(RESERVED_CLIENT_ID_PREFIX) && !clientId.startsWith(OPERATOR_CLIENT_ID_PREFIX)) {
     throw new VolumeError("INVALID_ARGUMENT", `Bad client id ${JSON.stringify(clientId)}: ids starting with "${RESERVED_CLIENT_ID_PREFIX}" are reserved`);
   }
   return asClientId(clientId);
