@@ -78,6 +78,8 @@ export interface ReplicaInfo {
   readonly scrub: ScrubInfo | null;
   /** Rule 9 since its node started: blocks of this replica found corrupt; repairs it made as primary, and gave up. */
   readonly corruptFound: number | null;
+  /** Scrub across replicas, as primary since its node started: regions whose version disagreed with a follower's (a lost write), repaired. */
+  readonly divergentFound: number | null;
   readonly repairsDone: number | null;
   readonly repairsFailed: number | null;
 }
@@ -648,6 +650,7 @@ function summarize(name: string, statuses: Map<string, ReplicaStatusMessage>, do
         lastResync: null,
         scrub: null,
         corruptFound: null,
+        divergentFound: null,
         repairsDone: null,
         repairsFailed: null,
       };
@@ -679,6 +682,7 @@ function summarize(name: string, statuses: Map<string, ReplicaStatusMessage>, do
           ? null
           : { active: s.scrub.active, regionsDone: s.scrub.regionsDone, regionsTotal: s.scrub.regionsTotal, corruptFound: s.scrub.corruptFound, passesDone: s.scrub.passesDone },
       corruptFound: s.corruptFound,
+      divergentFound: s.divergentFound,
       repairsDone: s.repairsDone,
       repairsFailed: s.repairsFailed,
     };

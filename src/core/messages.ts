@@ -217,6 +217,30 @@ export interface HeadReport {
   readonly unsurePastHead: boolean;
   /** Ticks since it last heard a primary, null if never since it started. */
   readonly heardPrimaryTicksAgo: number | null;
+  /** Its applied point, and a digest of its region versions there: replicas at one applied point must agree (a lost write shows). */
+  readonly appliedLsn: Lsn;
+  readonly regionsDigest: number;
+}
+
+/**
+ * Scrub across replicas (a lost write shows when replicas compare): the
+ * primary's region versions as of its applied point, for regions
+ * first .. first + versions.length - 1.
+ */
+export interface RegionVersions {
+  readonly type: "regionVersions";
+  readonly epoch: Epoch;
+  readonly appliedLsn: Lsn;
+  readonly first: number;
+  readonly versions: readonly Version[];
+}
+
+/** Regions whose versions disagree with the primary's: the follower's copy is older, or the primary's is. */
+export interface RegionVersionsReply {
+  readonly type: "regionVersionsReply";
+  readonly epoch: Epoch;
+  readonly followerStale: readonly number[];
+  readonly primaryStale: readonly number[];
 }
 
 export type PeerMessage =
@@ -239,7 +263,9 @@ export type PeerMessage =
   | BlockData
   | CorruptReport
   | HeadProbe
-  | HeadReport;
+  | HeadReport
+  | RegionVersions
+  | RegionVersionsReply;
 
 // ---------------------------------------------------------------------------
 // Client requests, served by the node the client mounted through.

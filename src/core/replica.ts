@@ -46,6 +46,8 @@ import type {
   ReplaceRequest,
   HeadProbe,
   HeadReport,
+  RegionVersions,
+  RegionVersionsReply,
 } from "./messages.js";
 import { configMembers, decodeConfig, encodeConfig, isVoter, replacedSet, voterSets } from "./config.js";
 import { chooseBaseAcross, commitPoint, leaseStart, mostUpToDate, trustedHead } from "./quorum.js";
@@ -258,6 +260,9 @@ export const CONFIG_CLIENT_ID = `${RESERVED_CLIENT_ID_PREFIX}config` as ClientId
 /** The client id of a node's own sync mount (see idle sync). */
 export const SYNC_CLIENT_ID = `${RESERVED_CLIENT_ID_PREFIX}sync` as ClientId;
 
+/** Region versions per RegionVersions message (16 bytes each on the wire). */
+const REGION_VERSIONS_PER_MESSAGE = 1024;
+
 /** The request id of a sync mount and its unmount: their replies stay inside the core. */
 const SYNC_REQ_ID: RequestId = -1;
 
@@ -365,6 +370,13 @@ export class ReplicaCore {
   private nextRepairSeq = 1;
   /** Rule 9 counters since this replica started: blocks of its own data found corrupt; repairs this primary made and gave up. */
   private corruptFound = 0;
+  /** Regions whose versions disagreed between this primary and a follower (scrub across replicas), since it started. */
+  private divergentFound = 0;
+  /** Scrub across replicas: the next region this primary compares, when the last batch went, and whether a pass was asked now. */
+  private versionCheckNext = 0;
+  private versionCheckSentTick = -Infinity;
+  /** Until when passes run back to back (asked by a scrub: followers that just restarted may not compare yet). */
+  private versionCheckFastUntil = -Infinity;
   private repairsDone = 0;
   private repairsFailed = 0;
   private readonly recordsPerMessageMax: number;
@@ -483,6 +495,7 @@ export class ReplicaCore {
     }[];
     /** Rule 9 counters since this replica started. */
     corruptFound: number;
+    divergentFound: number;
     repairsDone: number;
     repairsFailed: number;
     /** The configuration this replica acts by, and whether it is committed as far as it knows. */
@@ -514,6 +527,7 @@ export class ReplicaCore {
               lastResync: f.lastResync,
             })),
       corruptFound: this.corruptFound,
+      divergentFound: this.divergentFound,
       repairsDone: this.repairsDone,
       repairsFailed: this.repairsFailed,
       config: this.config,
@@ -525,6 +539,12 @@ export class ReplicaCore {
   setResyncRegionInterval(ticks: number): void {
     assert(Number.isFinite(ticks) && ticks >= 0, "A resync pace is a non-negative number of ticks");
     this.resyncRegionIntervalTicks = ticks;
+  }
+
+  /** Scrub across replicas now (volctl scrub): the primary compares every region's version with its followers' at full speed. */
+  checkRegionVersionsNow(): void {
+    this.versionCheckFastUntil = this.now + 5 * this.timing.leaseTicks;
+    this.versionCheckNext = 0;
   }
 
   /** Whether this replica drives a region resync now (as an active primary). */
@@ -699,6 +719,8 @@ export class ReplicaCore {
       consistent: this.consistent,
       unsurePastHead: this.unsurePastHead,
       heardPrimaryTicksAgo: heard,
+      appliedLsn: this.appliedLsn,
+      regionsDigest: regionsDigest(this.regionVersions),
     } satisfies HeadReport);
   }
 
@@ -715,7 +737,10 @@ export class ReplicaCore {
     // Work only a primary can do: a replica behind, inconsistent or unsure;
     // records not known committed; a replacement to move on (once its
     // learner answers: without it, it cannot move).
-    const lagging = (r: HeadReport): boolean => !r.consistent || r.unsurePastHead || !versionEquals(r.head, mine) || r.commitLsn < r.head.lsn;
+    // (And region versions that disagree at one applied point: a lost write, for the scrub across replicas.)
+    const digest = regionsDigest(this.regionVersions);
+    const lagging = (r: HeadReport): boolean =>
+      !r.consistent || r.unsurePastHead || !versionEquals(r.head, mine) || r.commitLsn < r.head.lsn || (r.appliedLsn === this.appliedLsn && r.regionsDigest !== digest);
     const learner = this.config.replacement?.to;
     const changing = (learner !== undefined && this.probeReports.has(learner)) || this.config.previousReplicas !== undefined;
     if (!reports.some(([, r]) => lagging(r)) && this.commitLsn >= mine.lsn && !changing) return;
@@ -744,12 +769,82 @@ export class ReplicaCore {
       if (!answering || !f.consistent || f.resync !== null || f.matchLsn < head) return;
     }
     if (this.commitLsn < head) return;
+    // The scrub across replicas a sync mount starts with, and its repairs, finish first.
+    if (this.now < this.versionCheckFastUntil || p.repairs.size > 0) return;
     // A replacement under way goes on while its learner answers.
     const learner = this.config.replacement === undefined ? undefined : p.followers.get(this.config.replacement.to);
     const learnerAnswers = learner?.ackedSentTick != null && this.now - learner.ackedSentTick < 2 * lease;
     if (this.config.previousReplicas !== undefined || this.configLsn > this.commitLsn || (this.config.replacement !== undefined && (learnerAnswers || !waited))) return;
     this.trace("idle sync: every replica that answers is in sync; unmounting", { head });
     this.onUnmount(SYNC_REQ_ID);
+  }
+
+  // -------------------------------------------------------------------------
+  // Scrub across replicas: a write a disk acknowledged and lost leaves a
+  // region whose version is older than the others' (its blocks still pass
+  // their checksums). The active primary sends its region versions, as of
+  // its applied point, to each in-sync follower, a batch at a time (a
+  // whole pass every ten leases, or at once when asked); a follower that
+  // has applied the record a version names compares, and says which regions
+  // disagree. Either way the blocks of such a region are repaired as rule 9
+  // repairs a corrupt block (a repair record of the good copy, brought
+  // forward and replicated to every replica): from the primary's copy when
+  // the follower's is older, from a follower's when the primary's is.
+
+  private sendRegionVersions(p: PrimarySession): void {
+    const regions = this.regionVersions.length;
+    const perPass = this.timing.leaseTicks * 10;
+    const batches = Math.ceil(regions / REGION_VERSIONS_PER_MESSAGE);
+    const fast = this.now < this.versionCheckFastUntil;
+    const interval = fast ? this.timing.heartbeatTicks : perPass / batches;
+    if (this.now - this.versionCheckSentTick < interval) return;
+    if (this.versionCheckNext >= regions) this.versionCheckNext = 0;
+    const first = this.versionCheckNext;
+    const versions = this.regionVersions.slice(first, first + REGION_VERSIONS_PER_MESSAGE);
+    this.versionCheckNext = first + versions.length;
+    this.versionCheckSentTick = this.now;
+    for (const f of p.followers.values()) {
+      // (Any applied point will do: the follower judges only what both applied.)
+      if (!f.consistent || f.resync !== null) continue;
+      this.send(f.node, { type: "regionVersions", epoch: p.epoch, appliedLsn: this.appliedLsn, first, versions } satisfies RegionVersions);
+    }
+  }
+
+  private onRegionVersions(from: NodeId, m: RegionVersions): void {
+    if (!this.admitPrimaryMessage(from, m.epoch)) return;
+    if (!this.consistent || this.resetPending() || m.first < 0 || m.first + m.versions.length > this.regionVersions.length) return;
+    const followerStale: number[] = [];
+    const primaryStale: number[] = [];
+    m.versions.forEach((theirs, i) => {
+      const region = m.first + i;
+      const mine = this.regionVersions[region];
+      if (mine === undefined || isRegionDirty(mine) || isRegionDirty(theirs)) return;
+      const c = compareVersion(mine, theirs);
+      // Older than a record this replica has applied: it lost that write.
+      if (c < 0 && theirs.lsn <= this.appliedLsn) followerStale.push(region);
+      // Newer, by a record the primary had applied: the primary lost it.
+      if (c > 0 && mine.lsn <= m.appliedLsn) primaryStale.push(region);
+    });
+    if (followerStale.length === 0 && primaryStale.length === 0) return;
+    this.trace("region versions disagree with the primary's", { followerStale: followerStale.join(","), primaryStale: primaryStale.join(",") });
+    this.send(from, { type: "regionVersionsReply", epoch: m.epoch, followerStale, primaryStale } satisfies RegionVersionsReply);
+  }
+
+  private onRegionVersionsReply(from: NodeId, m: RegionVersionsReply): void {
+    const p = this.primary;
+    if (p === null || p.phase !== "active" || m.epoch !== p.epoch) return;
+    const blocksOf = (regions: readonly number[]): BlockIndex[] =>
+      regions.flatMap((g) => {
+        const first = g * this.regionBlocks;
+        const count = Math.max(0, Math.min(this.regionBlocks, this.config.blockCount - first));
+        return Array.from({ length: count }, (_, i) => asBlock(first + i));
+      });
+    const regions = [...m.followerStale, ...m.primaryStale].filter((g) => g >= 0 && g < this.regionVersions.length);
+    if (regions.length === 0) return;
+    this.divergentFound += regions.length;
+    this.trace("scrub across replicas: divergent regions", { follower: from, followerStale: m.followerStale.join(","), primaryStale: m.primaryStale.join(",") });
+    this.startRepairs(p, blocksOf(m.followerStale), from);
+    this.startRepairs(p, blocksOf(m.primaryStale), this.nodeId);
   }
 
   /** "2", or "2 of n1,n2,n3 and 2 of n2,n3,n4" while joint: for messages. */
@@ -1040,6 +1135,10 @@ export class ReplicaCore {
         return this.onHeadProbe(from, msg);
       case "headReport":
         return this.onHeadReport(from, msg);
+      case "regionVersions":
+        return this.onRegionVersions(from, msg);
+      case "regionVersionsReply":
+        return this.onRegionVersionsReply(from, msg);
       default:
         throw new Error(`Unknown message ${JSON.stringify(msg satisfies never)}`);
     }
@@ -2185,6 +2284,7 @@ export class ReplicaCore {
     removeWhere(p.readsAwaitingRepair, (r) => this.now >= r.deadline);
     // A follower that does not answer a block fetch: ask the next one.
     for (const [block, r] of p.repairs) if (this.now - r.sentTick >= this.timing.resendTicks * 2) this.askForBlock(p, block);
+    if (p.phase === "active") this.sendRegionVersions(p);
   }
 
   private advancePrimary(): void {
@@ -2210,6 +2310,8 @@ export class ReplicaCore {
     if (p.phase === "mounting" && this.commitLsn >= p.mountStartLsn && ready) {
       p.phase = "active";
       p.activeSince = this.now;
+      // A sync mount compares region versions across replicas at once (a lost write may be why it mounted).
+      if (p.clientId === SYNC_CLIENT_ID) this.checkRegionVersionsNow();
       this.trace("mounted", { clientId: p.clientId, mountStartLsn: p.mountStartLsn });
       this.out.push({ type: "reply", reqId: p.mountReqId, result: { ok: true, epoch: p.epoch, blockCount: this.config.blockCount, blockSize: this.config.blockSize } });
     }
@@ -2263,6 +2365,18 @@ function removeWhere<T>(xs: T[], pred: (x: T) => boolean): void {
   let j = 0;
   for (const x of xs) if (!pred(x)) xs[j++] = x;
   xs.length = j;
+}
+
+/** FNV-1a over region versions: equal versions, equal digests; a lost write almost surely shows. */
+function regionsDigest(versions: readonly Version[]): number {
+  let h = 0x811c9dc5;
+  for (const v of versions) {
+    for (const x of [v.epoch, v.lsn]) {
+      h = Math.imul(h ^ (x & 0xffff), 0x01000193);
+      h = Math.imul(h ^ ((x >>> 16) & 0xffff), 0x01000193);
+    }
+  }
+  return h >>> 0;
 }
 
 /** A region version that says "applied to while inconsistent": never equal to another version. */

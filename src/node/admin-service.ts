@@ -81,6 +81,7 @@ export function replicaStatus(d: VolumeDriver, nodeId: string): ReplicaStatusWir
     leaseValid: s.primary?.leaseValid ?? false,
     scrub: { ...d.scrubStatus(), lastPassMs: d.scrubStatus().lastPassMs ?? 0 },
     corruptFound: s.corruptFound,
+    divergentFound: s.divergentFound,
     repairsDone: s.repairsDone,
     repairsFailed: s.repairsFailed,
     followers: s.followers.map((f) => ({

@@ -569,6 +569,8 @@ export class VolumeDriver {
   startScrub(): void {
     if (this.failure !== null || this.closed) return;
     this.scrub = { region: 0, fast: true, startedMs: monotonicMs(), regionsDone: 0, corruptFound: 0 };
+    // And across replicas, if this replica is the primary: every region's version against its followers'.
+    this.core.checkRegionVersionsNow();
   }
 
   scrubStatus(): { active: boolean; regionsDone: number; regionsTotal: number; corruptFound: number; passesDone: number; lastPassMs: number | null } {

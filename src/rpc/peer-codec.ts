@@ -196,6 +196,10 @@ export function encodePeerMessage(volume: string, msg: PeerMessage, payloads: Ui
       return { volume, corruptReport: { epoch: msg.epoch, blocks: [...msg.blocks] } };
     case "headProbe":
       return { volume, headProbe: { epoch: msg.epoch, seq: msg.seq } };
+    case "regionVersions":
+      return { volume, regionVersions: { epoch: msg.epoch, appliedLsn: msg.appliedLsn, first: msg.first, versions: msg.versions.map(regionVersionOut) } };
+    case "regionVersionsReply":
+      return { volume, regionVersionsReply: { epoch: msg.epoch, followerStale: [...msg.followerStale], primaryStale: [...msg.primaryStale] } };
     case "headReport":
       return {
         volume,
@@ -204,6 +208,8 @@ export function encodePeerMessage(volume: string, msg: PeerMessage, payloads: Ui
           seq: msg.seq,
           head: versionOut(msg.head),
           commitLsn: msg.commitLsn,
+          appliedLsn: msg.appliedLsn,
+          regionsDigest: msg.regionsDigest,
           consistent: msg.consistent,
           unsurePastHead: msg.unsurePastHead,
           ...(msg.heardPrimaryTicksAgo === null ? {} : { heardPrimaryTicksAgo: msg.heardPrimaryTicksAgo }),
@@ -442,6 +448,21 @@ export function decodePeerMessage(wire: unknown): { volume: string; msg: PeerMes
         };
       case "headProbe":
         return { type: "headProbe", epoch, seq: uint(b["seq"], "headProbe.seq") };
+      case "regionVersions":
+        return {
+          type: "regionVersions",
+          epoch,
+          appliedLsn: asLsn(uint(b["appliedLsn"], "regionVersions.appliedLsn")),
+          first: uint(b["first"], "regionVersions.first"),
+          versions: arr(b["versions"], "regionVersions.versions", REGIONS_MAX).map((v, i) => regionVersionIn(v, `regionVersions.versions[${i}]`)),
+        };
+      case "regionVersionsReply":
+        return {
+          type: "regionVersionsReply",
+          epoch,
+          followerStale: arr(b["followerStale"], "regionVersionsReply.followerStale", REGIONS_MAX).map((x, i) => uint(x, `regionVersionsReply.followerStale[${i}]`)),
+          primaryStale: arr(b["primaryStale"], "regionVersionsReply.primaryStale", REGIONS_MAX).map((x, i) => uint(x, `regionVersionsReply.primaryStale[${i}]`)),
+        };
       case "headReport":
         return {
           type: "headReport",
@@ -449,6 +470,8 @@ export function decodePeerMessage(wire: unknown): { volume: string; msg: PeerMes
           seq: uint(b["seq"], "headReport.seq"),
           head: versionIn(b["head"], "headReport.head"),
           commitLsn: asLsn(uint(b["commitLsn"], "headReport.commitLsn")),
+          appliedLsn: asLsn(uint(b["appliedLsn"], "headReport.appliedLsn")),
+          regionsDigest: uint(b["regionsDigest"], "headReport.regionsDigest"),
           consistent: bool(b["consistent"], "headReport.consistent"),
           unsurePastHead: bool(b["unsurePastHead"], "headReport.unsurePastHead"),
           heardPrimaryTicksAgo: optionalUint(b, "heardPrimaryTicksAgo", "headReport.heardPrimaryTicksAgo"),

@@ -128,6 +128,7 @@ export interface ReplicaStatusWire {
   repairsDone: number;
   repairsFailed: number;
   configCommitted: boolean;
+  divergentFound: number;
 }
 
 export interface ScrubStatusWire {

@@ -690,6 +690,41 @@ export class SimCluster {
     return [...this.flipped];
   }
 
+  /**
+   * A lost write on a follower of the live mount: one of its regions that
+   * was written loses every write (see SimDisk.loseRegion). Returns what it
+   * did, or null if there was no such follower or region.
+   */
+  loseRegionOnFollower(rng: Random): string | null {
+    const primary = this.primaryNode();
+    if (primary === null) return null;
+    // A disk fault: on a replica within the budget of N - W faulty ones.
+    const followers = [...this.nodes.values()].filter(
+      (n) => n.holdsReplica && n.core !== null && n.id !== primary && n.core.status().consistent && (this.flipped.has(n.id) || this.flipsLeft > 0),
+    );
+    if (followers.length === 0) return null;
+    const n = rng.pick(followers);
+    // A region no pending repair writes to: a later write to a region masks
+    // a lost one (its version moves on; only per-block versions would see it).
+    const clean = (g: number): boolean => [...this.nodes.values()].every((o) => o.disk.corruptIn(g * SIM_REGION_BLOCKS, Math.min(SIM_REGION_BLOCKS, SIM_BLOCK_COUNT - g * SIM_REGION_BLOCKS)).length === 0);
+    const written = n.disk.regionVersions().flatMap((v, i) => (v.lsn > 0 && clean(i) ? [i] : []));
+    if (written.length === 0) return null;
+    const region = rng.pick(written);
+    if (!this.flipped.has(n.id)) {
+      this.flipsLeft--;
+      this.flipped.add(n.id);
+    }
+    n.disk.loseRegion(region);
+    this.trace(`${n.id} LOSES every write to region ${region}; it restarts (and so reads the region's version from its disk)`);
+    // The loss shows once the replica reads its disk again: a restart.
+    n.core = null;
+    n.incarnation++;
+    n.requesters.clear();
+    n.disk.crash(null);
+    this.at(rng.int(5, 30), () => this.restartNode(n.id));
+    return `${n.id} region ${region}`;
+  }
+
   /** The final client ends its mount cleanly (its primary releases the lease). */
   unmountFinal(): void {
     for (const c of this.clients.values()) {

@@ -317,6 +317,22 @@ export class SimDisk {
     this.installed.clear();
   }
 
+  /**
+   * A disk that acknowledged writes and lost them: every write to `region`
+   * is gone, blocks, checksums and version alike (its blocks read as zeros
+   * and verify), durably. Only comparing versions across replicas shows it.
+   */
+  loseRegion(region: number): void {
+    const first = region * this.opts.regionBlocks;
+    for (const d of [this.vData, this.dData]) {
+      for (let b = first; b < first + this.opts.regionBlocks; b++) {
+        d.blocks.delete(b);
+        d.corrupt.delete(b);
+      }
+      d.regionVersions[region] = VERSION_ZERO;
+    }
+  }
+
   /** The configuration the store hands the core at a start (as of its applied point). */
   durableConfig(): VolumeConfig {
     return this.dData.config;

@@ -69,16 +69,25 @@ export function runSeed(opts: SeedOptions): SeedResult {
       // (The one with a disk fault if there is one: N - W replicas may be faulty at once, not more.)
       const faulted = c.faultedReplicas().filter((n) => c.replicaNodes().includes(n));
       const late = lateRng.chance(1 / 3) ? lateRng.pick(faulted.length > 0 ? faulted : c.replicaNodes()) : null;
-      if (late !== null) c.crashNode(late);
+      if (late !== null) {
+        // Once the others are in step: with one of them still to be resynced
+        // as well, fewer than W replicas could serve until it returns.
+        c.runUntil(deadline, () => c.converged().ok);
+        c.crashNode(late);
+      }
       c.addClient("final", { ops: 0, concurrency: 1, takeover: true, final: true });
       c.runUntil(deadline, () => c.finalDone());
       if (late !== null && c.finalDone()) {
         c.unmountFinal();
         c.at(SIM_LEASE_TICKS * 2, () => c.restartNode(late));
       }
+      // One seed in three (when no replica stays away), a follower's disk
+      // loses the writes to a region: the scrub across replicas must find
+      // and repair it before the replicas compare.
+      const lost = late === null && lateRng.chance(1 / 3) ? c.loseRegionOnFollower(lateRng) : null;
       if (!c.finalDone()) violations.push({ promise: "P6", detail: `the final client could not mount and read within ${livenessTicksMax} ticks of healing` });
       else {
-        c.runUntil(deadline, () => c.converged().ok);
+        c.runUntil(deadline, () => c.converged().ok && (lost === null || c.compareReplicas().length === 0));
         const conv = c.converged();
         if (!conv.ok) violations.push({ promise: "P4", detail: `replicas did not converge within ${livenessTicksMax} ticks of healing: ${conv.why}` });
         else for (const d of c.compareReplicas()) violations.push({ promise: "P4", detail: d });

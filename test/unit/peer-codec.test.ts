@@ -23,8 +23,10 @@ const MESSAGES: PeerMessage[] = [
   { type: "promiseGranted", epoch: asEpoch(3), head: v(2, 5), commitLsn: asLsn(4), consistent: true, unsurePastHead: false, witnessHead: v(2, 5), sinceOlderLeaseTicks: 0, config: learnerConfig },
   { type: "promiseRefused", epoch: asEpoch(3), reason: "busy", promisedEpoch: asEpoch(3) },
   { type: "headProbe", epoch: asEpoch(3), seq: 1795 },
-  { type: "headReport", epoch: asEpoch(3), seq: 1795, head: v(2, 5), commitLsn: asLsn(4), consistent: false, unsurePastHead: true, heardPrimaryTicksAgo: null },
-  { type: "headReport", epoch: asEpoch(3), seq: 1795, head: v(2, 5), commitLsn: asLsn(5), consistent: true, unsurePastHead: false, heardPrimaryTicksAgo: 0 },
+  { type: "regionVersions", epoch: asEpoch(3), appliedLsn: asLsn(9), first: 1024, versions: [v(2, 3), REGION_DIRTY, v(0, 0)] },
+  { type: "regionVersionsReply", epoch: asEpoch(3), followerStale: [1025], primaryStale: [] },
+  { type: "headReport", epoch: asEpoch(3), seq: 1795, head: v(2, 5), commitLsn: asLsn(4), consistent: false, unsurePastHead: true, heardPrimaryTicksAgo: null, appliedLsn: asLsn(4), regionsDigest: 0 },
+  { type: "headReport", epoch: asEpoch(3), seq: 1795, head: v(2, 5), commitLsn: asLsn(5), consistent: true, unsurePastHead: false, heardPrimaryTicksAgo: 0, appliedLsn: asLsn(5), regionsDigest: 0xdeadbeef },
   { type: "fetch", epoch: asEpoch(3), fromLsn: asLsn(1), toLsn: null },
   { type: "fetch", epoch: asEpoch(3), fromLsn: asLsn(1), toLsn: asLsn(9) },
   {

@@ -24,6 +24,8 @@ const PEER_MESSAGE_TYPES = [
   "corruptReport",
   "headProbe",
   "headReport",
+  "regionVersions",
+  "regionVersionsReply",
 ] as const satisfies readonly PeerMessage["type"][];
 
 // Fails to compile if the core gains a message this list (and so the proto) lacks.

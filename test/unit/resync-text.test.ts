@@ -2,7 +2,7 @@ import { describe, expect, it } from "vitest";
 import type { ReplicaInfo } from "../../src/client/index.js";
 import { resyncText } from "../../src/cli/commands/info.js";
 
-const base: ReplicaInfo = { node: "n3", up: true, state: "resyncing", consistent: false, promisedEpoch: 4, head: { epoch: 4, lsn: 10 }, commitLsn: 9, lagRecords: 0, primary: false, resync: null, lastResync: null, scrub: null, corruptFound: 0, repairsDone: 0, repairsFailed: 0 };
+const base: ReplicaInfo = { node: "n3", up: true, state: "resyncing", consistent: false, promisedEpoch: 4, head: { epoch: 4, lsn: 10 }, commitLsn: 9, lagRecords: 0, primary: false, resync: null, lastResync: null, scrub: null, corruptFound: 0, divergentFound: 0, repairsDone: 0, repairsFailed: 0 };
 
 describe("volctl info's resync column", () => {
   it.each([

@@ -4,7 +4,17 @@ import { integerArg, output, table, withCluster } from "../context.js";
 import { watchVolume } from "../watch.js";
 
 
-function rows(v: VolumeInfo): { node: string; state: string; scrubbing: boolean; regionsDone: number; regionsTotal: number; corruptFound: number | null; repairsDone: number | null; repairsFailed: number | null }[] {
+function rows(v: VolumeInfo): {
+  node: string;
+  state: string;
+  scrubbing: boolean;
+  regionsDone: number;
+  regionsTotal: number;
+  corruptFound: number | null;
+  divergentFound: number | null;
+  repairsDone: number | null;
+  repairsFailed: number | null;
+}[] {
   return v.replicas.map((r) => ({
     node: r.node,
     state: r.state,
@@ -12,6 +22,7 @@ function rows(v: VolumeInfo): { node: string; state: string; scrubbing: boolean;
     regionsDone: r.scrub?.regionsDone ?? 0,
     regionsTotal: r.scrub?.regionsTotal ?? 0,
     corruptFound: r.corruptFound,
+    divergentFound: r.divergentFound,
     repairsDone: r.repairsDone,
     repairsFailed: r.repairsFailed,
   }));
@@ -19,12 +30,13 @@ function rows(v: VolumeInfo): { node: string; state: string; scrubbing: boolean;
 
 function summary(v: VolumeInfo): string {
   return table(
-    ["NODE", "STATE", "SCRUB", "CORRUPT FOUND", "REPAIRED", "NO GOOD COPY"],
+    ["NODE", "STATE", "SCRUB", "CORRUPT FOUND", "DIVERGENT REGIONS", "REPAIRED", "NO GOOD COPY"],
     rows(v).map((r) => [
       r.node,
       r.state,
       r.scrubbing ? `${r.regionsDone}/${r.regionsTotal} regions` : "done",
       r.corruptFound ?? "-",
+      r.divergentFound ?? "-",
       r.repairsDone ?? "-",
       r.repairsFailed ?? "-",
     ]),
