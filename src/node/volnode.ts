@@ -12,6 +12,11 @@
  * REPLIVOL_TEST_ONLY_BUGS=name[,name] plants the simulator's bugs (see
  * PLANTED_BUG_NAMES) in this node, so that the fault benchmarks can show
  * they catch them. It logs a warning at start; never set it in production.
+ *
+ * REPLIVOL_TEST_ONLY_DISK_FAULTS=<control file> makes every write and sync
+ * of this node's stores fail with EIO or ENOSPC while that file holds "eio"
+ * or "enospc" (see diskFaultsFromControlFile), for the fault benchmarks.
+ * It logs a warning at start too; never set it in production.
  */
 import { stat } from "node:fs/promises";
 import { parseArgs } from "node:util";
@@ -19,6 +24,7 @@ import { VolumeError } from "../core/errors.js";
 import { PLANTED_BUG_NAMES, type TestOnlyPlantedBugs } from "../core/replica.js";
 import { asNodeId } from "../core/types.js";
 import { loadClusterConfig, NODE_ID_PATTERN, type ClusterConfig } from "../rpc/cluster-config.js";
+import { diskFaultsFromControlFile } from "../storage/volume-disk.js";
 import { createLogger } from "./logger.js";
 import { VolumeNode } from "./volume-node.js";
 
@@ -107,6 +113,8 @@ async function main(): Promise<void> {
   };
   process.on("uncaughtException", (err) => fatal(err, "uncaught exception"));
   process.on("unhandledRejection", (err) => fatal(err, "unhandled rejection"));
+  const diskFaultControl = process.env["REPLIVOL_TEST_ONLY_DISK_FAULTS"];
+  const diskFaults = diskFaultControl === undefined || diskFaultControl === "" ? null : diskFaultsFromControlFile(diskFaultControl);
   let node: VolumeNode;
   try {
     node = await VolumeNode.start({
@@ -117,6 +125,7 @@ async function main(): Promise<void> {
       logger,
       onInvariantBroken: (err) => fatal(err, "a replica broke an invariant"),
       ...(flags.bugs === null ? {} : { testOnlyPlantedBugs: flags.bugs }),
+      ...(diskFaults === null ? {} : { testOnlyDiskFaults: diskFaults }),
     });
   } catch (err) {
     const message = err instanceof VolumeError || err instanceof Error ? err.message : String(err);
@@ -125,6 +134,7 @@ async function main(): Promise<void> {
     process.exit(1);
   }
   if (flags.bugs !== null) logger.warn({ bugs: flags.bugs }, "bugs planted on purpose (REPLIVOL_TEST_ONLY_BUGS): this node breaks replivol's promises");
+  if (diskFaults !== null) logger.warn({ controlFile: diskFaultControl }, "disk faults injected on purpose (REPLIVOL_TEST_ONLY_DISK_FAULTS): writes and syncs fail while the control file says so");
   logger.info({ address: node.listen, pid: process.pid, volumes: node.drivers().length }, "listening");
   let signals = 0;
   const onSignal = (signal: NodeJS.Signals): void => {

@@ -19,6 +19,7 @@ import { adminService as adminServiceDefinition } from "../rpc/proto.js";
 import { openDataDir, type DataDir } from "../storage/data-dir.js";
 import { checkVolumeName } from "../storage/disk-replica-store.js";
 import type { ReplicaStore } from "../storage/replica-store.js";
+import type { DiskFaultHooksForTests } from "../storage/volume-disk.js";
 import { adminService, type ReplicaHost } from "./admin-service.js";
 import type { Logger } from "./logger.js";
 import type { TestOnlyPlantedBugs } from "../core/replica.js";
@@ -36,6 +37,8 @@ export interface VolumeNodeOptions {
   readonly onInvariantBroken: (err: unknown) => void;
   /** See VolumeDriverOptions.testOnlyPlantedBugs. */
   readonly testOnlyPlantedBugs?: TestOnlyPlantedBugs;
+  /** TEST HOOK (REPLIVOL_TEST_ONLY_DISK_FAULTS): fails writes or syncs of every store as a failing disk would. */
+  readonly testOnlyDiskFaults?: DiskFaultHooksForTests;
 }
 
 /** How often the node's resync rate is shared out again among the volumes it resyncs. */
@@ -104,7 +107,7 @@ export class VolumeNode implements VolumeRouter, ReplicaHost {
 
   private async openVolume(name: string): Promise<void> {
     try {
-      const store = await this.dataDir.openVolume(name);
+      const store = await this.dataDir.openVolume(name, this.testOnlyFaults());
       const driver = await this.openDriver(store);
       this.volumes.set(name, driver);
       const s = driver.status();
@@ -113,6 +116,10 @@ export class VolumeNode implements VolumeRouter, ReplicaHost {
       // One bad replica does not keep the node's other volumes out of service.
       this.log.error({ volume: name, err }, "volume could not be opened: not served");
     }
+  }
+
+  private testOnlyFaults(): { faults?: DiskFaultHooksForTests } {
+    return this.opts.testOnlyDiskFaults === undefined ? {} : { faults: this.opts.testOnlyDiskFaults };
   }
 
   /** A driver over an open store; the store is closed if the driver cannot start. */
@@ -196,7 +203,7 @@ export class VolumeNode implements VolumeRouter, ReplicaHost {
       );
     }
     const create = (async () => {
-      const driver = await this.openDriver(await this.dataDir.openVolume(config.name, { create: config }));
+      const driver = await this.openDriver(await this.dataDir.openVolume(config.name, { create: config, ...this.testOnlyFaults() }));
       this.volumes.set(config.name, driver);
       this.log.info({ volume: config.name, blockCount: config.blockCount, replicas: config.replicas }, "replica created");
     })();

@@ -10,6 +10,8 @@
  * is durable only after syncDir() returned; a rename replaces its target
  * atomically.
  */
+import { readFileSync } from "node:fs";
+import { performance } from "node:perf_hooks";
 
 export interface DiskFile {
   readonly name: string;
@@ -145,4 +147,42 @@ export async function readFully(file: DiskFile, buf: Uint8Array, position: numbe
     done += n;
   }
   return done;
+}
+
+/** How often a control-file hook looks at its file again. */
+const DISK_FAULT_CONTROL_REFRESH_MS = 50;
+
+/**
+ * TEST HOOK (REPLIVOL_TEST_ONLY_DISK_FAULTS): faults read from a control
+ * file that a test writes while the node runs: "eio" or "enospc" makes
+ * every write and sync fail with that error, anything else (or no file)
+ * lets them through. Read again at most every 50 ms. Never set outside tests.
+ */
+export function diskFaultsFromControlFile(controlFile: string): DiskFaultHooksForTests {
+  let checkedAtMs = -Infinity;
+  let code: "EIO" | "ENOSPC" | null = null;
+  const current = (): "EIO" | "ENOSPC" | null => {
+    const nowMs = performance.now();
+    if (nowMs - checkedAtMs >= DISK_FAULT_CONTROL_REFRESH_MS) {
+      checkedAtMs = nowMs;
+      let text = "";
+      try {
+        text = readFileSync(controlFile, "utf8").trim().toLowerCase();
+      } catch {
+        text = "";
+      }
+      code = text === "eio" ? "EIO" : text === "enospc" ? "ENOSPC" : null;
+    }
+    return code;
+  };
+  return {
+    beforeWrite(file) {
+      const c = current();
+      return c === null ? undefined : diskError(c, "write", file);
+    },
+    beforeSync(file) {
+      const c = current();
+      return c === null ? undefined : diskError(c, "fdatasync", file);
+    },
+  };
 }

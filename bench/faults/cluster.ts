@@ -1,0 +1,343 @@
+/**
+ * A volnode cluster for the fault benchmarks: real processes on loopback,
+ * every link through a TCP fault proxy of this process.
+ *
+ * Each node gets its own cluster file in which every OTHER node's address
+ * is the proxy of the directed link (n1→n2 is proxy peer(n1, n2), which
+ * forwards to n2's real address); `--listen` stays the node's real address.
+ * Peer transports send on their own outgoing stream only, so "n1 cannot
+ * reach n2" is `up` of peer(n1, n2) cut. Clients get a cluster file whose
+ * addresses are client→node proxies; the runner's admin calls use the real
+ * addresses (clientFile vs adminFile).
+ *
+ * Every child is tracked by PID and ended by close() (SIGCONT, SIGTERM, then
+ * SIGKILL after a timeout), and SIGKILLed at process exit as a last resort.
+ * Never by name.
+ */
+import { Client, credentials, Metadata, type ServiceError } from "@grpc/grpc-js";
+import { spawn, type ChildProcess } from "node:child_process";
+import { mkdir, writeFile } from "node:fs/promises";
+import * as path from "node:path";
+import { fileURLToPath } from "node:url";
+import { adminService } from "../../src/rpc/proto.js";
+import { freePorts, volnodeCommand } from "../../test/integration/harness.js";
+import { FaultProxy, type DirectionSelector, type Fault } from "../../tools/fault-proxy.js";
+
+export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
+const START_TIMEOUT_MS = 30_000;
+const STOP_TIMEOUT_MS = 10_000;
+const ADMIN_DEADLINE_MS = 10_000;
+
+export interface ExitStatus {
+  readonly code: number | null;
+  readonly signal: NodeJS.Signals | null;
+}
+
+export interface FaultNode {
+  readonly id: string;
+  readonly port: number;
+  /** Real address, 127.0.0.1:port. */
+  readonly address: string;
+  readonly dataDir: string;
+  /** Its own cluster file (peers through proxies). */
+  readonly clusterFile: string;
+  pid: number | null;
+  stderr: string;
+  /** Last stdout lines (pino JSON). */
+  readonly lines: string[];
+}
+
+export interface FaultClusterOptions {
+  readonly dir: string;
+  readonly nodes: number;
+  /** Extra environment for every volnode (REPLIVOL_TEST_ONLY_BUGS, ...). */
+  readonly env?: Readonly<Record<string, string>>;
+  /** Per-node extra environment. */
+  readonly nodeEnv?: Readonly<Record<string, Readonly<Record<string, string>>>>;
+  /** Per-node data directory (for example on a tmpfs); default DIR/<id>. */
+  readonly dataDirs?: Readonly<Record<string, string>>;
+  readonly seed?: number;
+}
+
+interface Running {
+  readonly child: ChildProcess;
+  readonly exited: Promise<ExitStatus>;
+}
+
+const allChildren = new Set<ChildProcess>();
+let exitHookInstalled = false;
+
+/** Children of this process still alive at exit are SIGKILLed (by PID). */
+export function trackChild(child: ChildProcess): void {
+  if (!exitHookInstalled) {
+    exitHookInstalled = true;
+    process.on("exit", () => {
+      for (const c of allChildren) {
+        if (c.exitCode === null && c.signalCode === null) {
+          try {
+            c.kill("SIGCONT");
+            c.kill("SIGKILL");
+          } catch {
+            // already gone
+          }
+        }
+      }
+    });
+  }
+  allChildren.add(child);
+  child.on("exit", () => allChildren.delete(child));
+}
+
+export function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`${what}: no result in ${ms} ms`)), ms);
+    p.then(
+      (v) => {
+        clearTimeout(timer);
+        resolve(v);
+      },
+      (e: unknown) => {
+        clearTimeout(timer);
+        reject(e instanceof Error ? e : new Error(String(e)));
+      },
+    );
+  });
+}
+
+export class FaultCluster {
+  readonly nodes: FaultNode[] = [];
+  /** Cluster file for clients: every address a client→node proxy. */
+  readonly clientFile: string;
+  /** Cluster file with real addresses, for the runner's admin calls and final checks. */
+  readonly adminFile: string;
+  private readonly peerProxies = new Map<string, FaultProxy>();
+  private readonly clientProxies = new Map<string, FaultProxy>();
+  private readonly running = new Map<string, Running>();
+  private readonly admins = new Map<string, Client>();
+  private readonly stopped = new Set<string>();
+  private closed = false;
+
+  private constructor(private readonly opts: FaultClusterOptions) {
+    this.clientFile = path.join(opts.dir, "cluster-clients.yaml");
+    this.adminFile = path.join(opts.dir, "cluster-admin.yaml");
+  }
+
+  static async start(opts: FaultClusterOptions): Promise<FaultCluster> {
+    const c = new FaultCluster(opts);
+    try {
+      await c.setUp();
+      await Promise.all(c.nodes.map((n) => c.launch(n)));
+    } catch (err) {
+      await c.close();
+      throw err;
+    }
+    return c;
+  }
+
+  private async setUp(): Promise<void> {
+    const ids = Array.from({ length: this.opts.nodes }, (_, i) => `n${i + 1}`);
+    const ports = await freePorts(ids.length);
+    for (const [i, id] of ids.entries()) {
+      const port = ports[i];
+      if (port === undefined) throw new Error("No port");
+      const dataDir = this.opts.dataDirs?.[id] ?? path.join(this.opts.dir, id);
+      await mkdir(dataDir, { recursive: true });
+      this.nodes.push({ id, port, address: `127.0.0.1:${port}`, dataDir, clusterFile: path.join(this.opts.dir, `cluster-${id}.yaml`), pid: null, stderr: "", lines: [] });
+    }
+    let seed = this.opts.seed ?? 1;
+    for (const from of this.nodes) {
+      for (const to of this.nodes) {
+        if (from === to) continue;
+        this.peerProxies.set(`${from.id}>${to.id}`, await FaultProxy.start({ target: to.address, seed: seed++ }));
+      }
+      this.clientProxies.set(from.id, await FaultProxy.start({ target: from.address, seed: seed++ }));
+    }
+    const file = (addr: (n: FaultNode) => string): string => `nodes:\n${this.nodes.map((n) => `  - id: ${n.id}\n    address: ${addr(n)}\n`).join("")}`;
+    for (const me of this.nodes) await writeFile(me.clusterFile, file((n) => (n === me ? n.address : this.peerProxy(me.id, n.id).address)));
+    await writeFile(this.clientFile, file((n) => this.clientProxy(n.id).address));
+    await writeFile(this.adminFile, file((n) => n.address));
+  }
+
+  node(id: string): FaultNode {
+    const n = this.nodes.find((x) => x.id === id);
+    if (n === undefined) throw new Error(`No node ${id} in this cluster`);
+    return n;
+  }
+
+  ids(): string[] {
+    return this.nodes.map((n) => n.id);
+  }
+
+  peerProxy(from: string, to: string): FaultProxy {
+    const p = this.peerProxies.get(`${from}>${to}`);
+    if (p === undefined) throw new Error(`No link ${from}→${to}`);
+    return p;
+  }
+
+  clientProxy(to: string): FaultProxy {
+    const p = this.clientProxies.get(to);
+    if (p === undefined) throw new Error(`No client link to ${to}`);
+    return p;
+  }
+
+  allProxies(): FaultProxy[] {
+    return [...this.peerProxies.values(), ...this.clientProxies.values()];
+  }
+
+  /** `from` can no longer send to `to` (messages lost; the other direction works). */
+  cutOneWay(from: string, to: string, fault: Fault = { kind: "blackhole" }): void {
+    this.peerProxy(from, to).set({ direction: "up", fault });
+    this.peerProxy(to, from).set({ direction: "down", fault });
+  }
+
+  /** Both directions between `a` and `b`. */
+  cutBoth(a: string, b: string, fault: Fault = { kind: "blackhole" }): void {
+    this.peerProxy(a, b).set({ direction: "both", fault });
+    this.peerProxy(b, a).set({ direction: "both", fault });
+  }
+
+  setClientLink(to: string, direction: DirectionSelector, fault: Fault | readonly Fault[]): void {
+    this.clientProxy(to).set({ direction, fault });
+  }
+
+  /** Every proxy back to pass. */
+  healNetwork(): void {
+    for (const p of this.allProxies()) p.clear();
+  }
+
+  isUp(id: string): boolean {
+    return this.running.has(id);
+  }
+
+  async launch(n: FaultNode): Promise<void> {
+    if (this.running.has(n.id)) throw new Error(`Node ${n.id} is already running`);
+    const cmd = volnodeCommand(["--id", n.id, "--listen", n.address, "--data", n.dataDir, "--cluster", n.clusterFile]);
+    const env = { ...process.env, REPLIVOL_LOG_LEVEL: "info", ...this.opts.env, ...this.opts.nodeEnv?.[n.id] };
+    const child = spawn(cmd.command, cmd.args, { stdio: ["ignore", "pipe", "pipe"], env, cwd: ROOT });
+    if (child.pid === undefined) throw new Error(`Cannot start volnode ${n.id}`);
+    trackChild(child);
+    n.pid = child.pid;
+    n.stderr = "";
+    this.stopped.delete(n.id);
+    const exited = new Promise<ExitStatus>((resolve) => {
+      child.on("exit", (code, signal) => {
+        if (this.running.get(n.id)?.child === child) this.running.delete(n.id);
+        if (n.pid === child.pid) n.pid = null;
+        resolve({ code, signal });
+      });
+    });
+    this.running.set(n.id, { child, exited });
+    let listening = false;
+    let onListening: (() => void) | null = null;
+    let partial = "";
+    child.stdout?.setEncoding("utf8");
+    child.stdout?.on("data", (chunk: string) => {
+      partial += chunk;
+      for (let nl = partial.indexOf("\n"); nl >= 0; nl = partial.indexOf("\n")) {
+        const line = partial.slice(0, nl);
+        partial = partial.slice(nl + 1);
+        n.lines.push(line);
+        if (n.lines.length > 2000) n.lines.splice(0, n.lines.length - 2000);
+        if (!listening && line.includes('"msg":"listening"')) {
+          listening = true;
+          onListening?.();
+        }
+      }
+    });
+    child.stderr?.setEncoding("utf8");
+    child.stderr?.on("data", (chunk: string) => {
+      n.stderr = (n.stderr + chunk).slice(-8000);
+    });
+    const ready = new Promise<void>((resolve, reject) => {
+      onListening = resolve;
+      if (listening) resolve();
+      void exited.then((s) => reject(new Error(`volnode ${n.id} exited (code ${s.code}, signal ${s.signal}) before listening; stderr: ${n.stderr}`)));
+    });
+    try {
+      await withTimeout(ready, START_TIMEOUT_MS, `volnode ${n.id} start`);
+    } catch (err) {
+      child.kill("SIGKILL");
+      await exited;
+      throw err;
+    }
+  }
+
+  /** Sends `signal` and waits for the exit (SIGKILL, SIGTERM). */
+  async kill(id: string, signal: NodeJS.Signals = "SIGKILL"): Promise<ExitStatus> {
+    const r = this.running.get(id);
+    if (r === undefined) throw new Error(`Node ${id} is not running`);
+    if (this.stopped.has(id)) r.child.kill("SIGCONT");
+    this.stopped.delete(id);
+    r.child.kill(signal);
+    try {
+      return await withTimeout(r.exited, STOP_TIMEOUT_MS, `volnode ${id} exit after ${signal}`);
+    } catch (err) {
+      r.child.kill("SIGKILL");
+      await r.exited;
+      throw err;
+    }
+  }
+
+  async restart(id: string): Promise<void> {
+    await this.launch(this.node(id));
+  }
+
+  /** SIGSTOP: the process freezes with its sockets open (a zombie). */
+  pause(id: string): void {
+    const r = this.running.get(id);
+    if (r === undefined) throw new Error(`Node ${id} is not running`);
+    this.stopped.add(id);
+    r.child.kill("SIGSTOP");
+  }
+
+  resume(id: string): void {
+    const r = this.running.get(id);
+    if (r === undefined) return;
+    this.stopped.delete(id);
+    r.child.kill("SIGCONT");
+  }
+
+  adminCall<T = Record<string, unknown>>(nodeId: string, method: string, request: object, deadlineMs = ADMIN_DEADLINE_MS): Promise<T> {
+    const def = adminService().service[method];
+    if (def === undefined) return Promise.reject(new Error(`Admin has no method ${method}`));
+    let client = this.admins.get(nodeId);
+    if (client === undefined) {
+      client = new Client(this.node(nodeId).address, credentials.createInsecure());
+      this.admins.set(nodeId, client);
+    }
+    const c = client;
+    return new Promise<T>((resolve, reject) => {
+      c.makeUnaryRequest(
+        def.path,
+        (m: object) => def.requestSerialize(m),
+        (b: Buffer) => def.responseDeserialize(b) as T,
+        request,
+        new Metadata(),
+        { deadline: Date.now() + deadlineMs },
+        (err: ServiceError | null, res?: T) => {
+          if (err !== null) reject(err);
+          else resolve(res as T);
+        },
+      );
+    });
+  }
+
+  async createVolume(name: string, blockCount: number): Promise<void> {
+    const config = { name, blockCount, blockSize: 4096, replicas: this.ids(), configVersion: 1 };
+    await Promise.all(this.ids().map((id) => this.adminCall(id, "CreateReplica", { config })));
+  }
+
+  /** Ends every node (SIGCONT, SIGKILL: nothing of their state is needed any more) and every proxy. Safe to call twice. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    for (const c of this.admins.values()) c.close();
+    const all = [...this.running.values()];
+    for (const r of all) {
+      r.child.kill("SIGCONT");
+      r.child.kill("SIGKILL");
+    }
+    await Promise.all(all.map((r) => withTimeout(r.exited, STOP_TIMEOUT_MS, "volnode exit after SIGKILL").catch(() => undefined)));
+    await Promise.all(this.allProxies().map((p) => p.close().catch(() => undefined)));
+  }
+}
