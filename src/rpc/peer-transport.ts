@@ -6,7 +6,15 @@
  *
  * Messages are not guaranteed: while a stream is down they are dropped (the
  * core retransmits what matters), and a broken stream is opened again after
- * a bounded backoff. Writes are batched: messages queue per peer and go out
+ * a bounded backoff.
+ *
+ * Links are watched, not trusted: a stream that is not answered within
+ * PEER_OPEN_TIMEOUT_MS is given up and opened again (a peer that accepts TCP
+ * and never answers would otherwise hold it forever), every open stream
+ * carries a ping each PEER_PING_INTERVAL_MS, and a link on which nothing
+ * arrives from the peer for PEER_SILENCE_TIMEOUT_MS is opened again on this
+ * side and closed on the peer's (a gap in a TCP stream, a link that went
+ * dark without a reset: found by the fault benchmarks). Writes are batched: messages queue per peer and go out
  * together on the next turn of the event loop, consecutive appends of one
  * volume merged into one message (see coalesceAppends).
  */
@@ -39,6 +47,15 @@ export const PEER_MESSAGE_BYTES_MAX = 2 * limits.logRetainedBytesMax + 4 * 1024 
 /** Messages buffered on one outgoing stream before further ones are dropped. */
 const PEER_QUEUE_MESSAGES_MAX = 8192;
 const RECONNECT_BACKOFF_MS_MIN = 50;
+export const PEER_OPEN_TIMEOUT_MS = 5_000;
+export const PEER_PING_INTERVAL_MS = 1_000;
+export const PEER_SILENCE_TIMEOUT_MS = 6_000;
+/** A ping: a frame with an empty header, which no message encodes to. */
+const PING_FRAME = Buffer.alloc(4);
+
+function isPing(frame: Buffer): boolean {
+  return frame.length === 4 && frame.readUInt32LE(0) === 0;
+}
 const RECONNECT_BACKOFF_MS_MAX = 1000;
 
 export const PEER_CHANNEL_OPTIONS = {
@@ -61,7 +78,8 @@ export interface PeerTransportOptions {
 
 interface PeerLink {
   readonly node: ClusterNode;
-  readonly client: Client;
+  /** Replaced when a stream is given up by the watch: its connection may be the stuck part. */
+  client: Client;
   call: ClientDuplexStream<Buffer, unknown> | null;
   connected: boolean;
   readonly queue: { readonly volume: string; readonly msg: PeerMessage }[];
@@ -69,11 +87,19 @@ interface PeerLink {
   backoffMs: number;
   retry: NodeJS.Timeout | null;
   dropped: number;
+  /** When the current outgoing stream was opened, and when it was answered (-Infinity: not yet). */
+  openedAtMs: number;
+  answeredAtMs: number;
+  /** When anything last arrived from this peer (its own stream to this node). */
+  heardAtMs: number;
 }
 
 export class PeerTransport {
   private readonly links = new Map<NodeId, PeerLink>();
   private readonly incoming = new Set<ServerDuplexStream<Buffer, unknown>>();
+  /** The incoming streams by peer, with when each last carried a frame. */
+  private readonly incomingFrom = new Map<ServerDuplexStream<Buffer, unknown>, { readonly from: NodeId; heardAtMs: number }>();
+  private readonly watch: NodeJS.Timeout;
   private readonly log: Logger;
   private closed = false;
 
@@ -82,7 +108,46 @@ export class PeerTransport {
     for (const node of opts.peers) {
       if (node.id === opts.nodeId) continue;
       const client = new Client(node.address, credentials.createInsecure(), PEER_CHANNEL_OPTIONS);
-      this.links.set(node.id, { node, client, call: null, connected: false, queue: [], flushScheduled: false, backoffMs: RECONNECT_BACKOFF_MS_MIN, retry: null, dropped: 0 });
+      this.links.set(node.id, {
+        node,
+        client,
+        call: null,
+        connected: false,
+        queue: [],
+        flushScheduled: false,
+        backoffMs: RECONNECT_BACKOFF_MS_MIN,
+        retry: null,
+        dropped: 0,
+        openedAtMs: -Infinity,
+        answeredAtMs: -Infinity,
+        heardAtMs: -Infinity,
+      });
+    }
+    this.watch = setInterval(() => this.watchLinks(), PEER_PING_INTERVAL_MS);
+    this.watch.unref();
+  }
+
+  /** Pings, and gives up streams that were never answered or went silent (see the header). */
+  private watchLinks(): void {
+    if (this.closed) return;
+    const now = performance.now();
+    for (const link of this.links.values()) {
+      const call = link.call;
+      if (call === null) continue;
+      if (!link.connected) {
+        if (now - link.openedAtMs > PEER_OPEN_TIMEOUT_MS) this.breakLink(link, call, `no answer in ${PEER_OPEN_TIMEOUT_MS} ms`, true);
+        continue;
+      }
+      if (now - Math.max(link.answeredAtMs, link.heardAtMs) > PEER_SILENCE_TIMEOUT_MS) {
+        this.breakLink(link, call, `nothing from the peer in ${PEER_SILENCE_TIMEOUT_MS} ms`, true);
+        continue;
+      }
+      call.write(PING_FRAME);
+    }
+    for (const [call, peer] of this.incomingFrom) {
+      if (now - peer.heardAtMs <= PEER_SILENCE_TIMEOUT_MS) continue;
+      this.log.warn({ peer: peer.from }, "incoming peer stream silent: closed (the peer opens it again)");
+      this.endIncoming(call);
     }
   }
 
@@ -130,29 +195,47 @@ export class PeerTransport {
     // Frames are encoded before they are written (encodePeerFrame): gRPC passes the bytes through.
     const call = link.client.makeBidiStreamRequest<Buffer, unknown>(method.path, passThrough, passThrough, metadata);
     link.call = call;
+    link.openedAtMs = performance.now();
     call.on("metadata", () => {
       if (link.call !== call) return;
       link.connected = true;
+      link.answeredAtMs = performance.now();
       link.backoffMs = RECONNECT_BACKOFF_MS_MIN;
       this.log.info({ peer: link.node.id, address: link.node.address }, "peer stream open");
     });
     call.on("data", () => undefined);
-    const broken = (err?: ServiceError): void => {
-      if (link.call !== call) return;
-      link.call = null;
-      link.queue.length = 0;
-      if (link.connected) this.log.warn({ peer: link.node.id, reason: err?.details ?? "stream ended", dropped: link.dropped }, "peer stream broken");
-      link.connected = false;
-      call.cancel();
-      if (this.closed) return;
-      const wait = link.backoffMs;
-      link.backoffMs = Math.min(RECONNECT_BACKOFF_MS_MAX, link.backoffMs * 2);
-      link.retry = setTimeout(() => this.connect(link), wait);
-      link.retry.unref();
-    };
-    call.on("error", (err: ServiceError) => broken(err));
-    call.on("status", () => broken());
-    call.on("end", () => broken());
+    call.on("error", (err: ServiceError) => this.breakLink(link, call, err.details));
+    call.on("status", () => this.breakLink(link, call, "stream ended"));
+    call.on("end", () => this.breakLink(link, call, "stream ended"));
+  }
+
+  /** `newConnection`: the stream was given up by the watch; its HTTP/2 connection goes too (a new call would wait on it). */
+  private breakLink(link: PeerLink, call: ClientDuplexStream<Buffer, unknown>, reason: string, newConnection = false): void {
+    if (link.call !== call) return;
+    link.call = null;
+    link.queue.length = 0;
+    if (link.connected || newConnection) this.log.warn({ peer: link.node.id, reason, dropped: link.dropped }, "peer stream broken");
+    link.connected = false;
+    call.cancel();
+    if (newConnection) {
+      link.client.close();
+      link.client = new Client(link.node.address, credentials.createInsecure(), PEER_CHANNEL_OPTIONS);
+    }
+    if (this.closed) return;
+    const wait = link.backoffMs;
+    link.backoffMs = Math.min(RECONNECT_BACKOFF_MS_MAX, link.backoffMs * 2);
+    link.retry = setTimeout(() => this.connect(link), wait);
+    link.retry.unref();
+  }
+
+  private endIncoming(call: ServerDuplexStream<Buffer, unknown>): void {
+    this.incomingFrom.delete(call);
+    if (!this.incoming.delete(call)) return;
+    try {
+      call.end();
+    } catch {
+      // Already ended.
+    }
   }
 
   /** The server side of Replication.Exchange: messages of the peer that opened the stream. */
@@ -169,9 +252,15 @@ export class PeerTransport {
       return;
     }
     this.incoming.add(call);
+    const heard = { from, heardAtMs: performance.now() };
+    this.incomingFrom.set(call, heard);
     call.sendMetadata(new Metadata());
     let bad = 0;
     call.on("data", (frame: Buffer) => {
+      heard.heardAtMs = performance.now();
+      const link = this.links.get(from);
+      if (link !== undefined) link.heardAtMs = heard.heardAtMs;
+      if (isPing(frame)) return;
       let decoded: ReturnType<typeof decodePeerFrame>;
       try {
         decoded = decodePeerFrame(frame);
@@ -181,14 +270,7 @@ export class PeerTransport {
       }
       this.opts.onMessage(from, decoded.volume, decoded.msg);
     });
-    const done = (): void => {
-      if (!this.incoming.delete(call)) return;
-      try {
-        call.end();
-      } catch {
-        // Already ended.
-      }
-    };
+    const done = (): void => this.endIncoming(call);
     call.on("end", done);
     call.on("error", done);
     call.on("cancelled", done);
@@ -196,6 +278,7 @@ export class PeerTransport {
 
   close(): void {
     this.closed = true;
+    clearInterval(this.watch);
     for (const link of this.links.values()) {
       if (link.retry !== null) clearTimeout(link.retry);
       const call = link.call;
@@ -203,14 +286,7 @@ export class PeerTransport {
       call?.cancel();
       link.client.close();
     }
-    for (const call of [...this.incoming]) {
-      this.incoming.delete(call);
-      try {
-        call.end();
-      } catch {
-        // Already ended.
-      }
-    }
+    for (const call of [...this.incoming]) this.endIncoming(call);
   }
 }
 
