@@ -216,6 +216,7 @@ interface Segment {
   lastLsn: number;
 }
 
+/** One record of the log, as LogEntries.get() reads it out (a copy: change it through LogEntries). */
 interface LogEntry {
   readonly epoch: Epoch;
   readonly lsn: Lsn;
@@ -227,8 +228,79 @@ interface LogEntry {
    * data on disk (lsn > durable applied point): bytes heldAt .. heldAt +
    * frameBytes of `held` (see heldRecord). Null once checkpointed.
    */
-  held: Buffer | null;
-  heldAt: number;
+  readonly held: Buffer | null;
+  readonly heldAt: number;
+}
+
+/**
+ * The retained log's records, one LogEntry each, kept column by column in
+ * arrays of numbers and of references: no object per record, which the
+ * garbage collector would otherwise promote out of the young generation and
+ * then trace at every full collection for as long as the record is retained
+ * (hundreds of thousands of them under a busy log, as in a benchmark that
+ * never checkpoints). In CPU profiles of bench/storage-profile.ts, 32
+ * writers (single runs, shared disk), the main thread's time in GC fell
+ * from 11% to 5-8%; what is left comes from the held frames' memory itself
+ * (it grows by 250 MB/s there, and V8 collects every few tens of MB of new
+ * ArrayBuffer memory).
+ */
+class LogEntries {
+  private epochs: number[] = [];
+  private lsns: number[] = [];
+  private segments: Segment[] = [];
+  private offsets: number[] = [];
+  private frameBytes: number[] = [];
+  private helds: (Buffer | null)[] = [];
+  private heldAts: number[] = [];
+
+  get length(): number {
+    return this.lsns.length;
+  }
+
+  push(epoch: number, lsn: number, segment: Segment, offset: number, frameBytes: number, held: Buffer | null, heldAt: number): void {
+    this.epochs.push(epoch);
+    this.lsns.push(lsn);
+    this.segments.push(segment);
+    this.offsets.push(offset);
+    this.frameBytes.push(frameBytes);
+    this.helds.push(held);
+    this.heldAts.push(heldAt);
+  }
+
+  /** The epoch of entry i (which exists). */
+  epochAt(i: number): number {
+    return this.epochs[i] as number;
+  }
+
+  get(i: number): LogEntry | undefined {
+    const segment = this.segments[i];
+    if (segment === undefined || i < 0) return undefined;
+    return {
+      epoch: asEpoch(this.epochs[i] as number),
+      lsn: asLsn(this.lsns[i] as number),
+      segment,
+      offset: this.offsets[i] as number,
+      frameBytes: this.frameBytes[i] as number,
+      held: this.helds[i] ?? null,
+      heldAt: this.heldAts[i] as number,
+    };
+  }
+
+  setHeld(i: number, held: Buffer | null, heldAt: number): void {
+    assert(i >= 0 && i < this.lsns.length, "a held entry exists");
+    this.helds[i] = held;
+    this.heldAts[i] = heldAt;
+  }
+
+  /** Drops the first n entries. */
+  dropFirst(n: number): void {
+    for (const column of [this.epochs, this.lsns, this.segments, this.offsets, this.frameBytes, this.helds, this.heldAts]) column.splice(0, n);
+  }
+
+  /** Keeps the first n entries. */
+  truncate(n: number): void {
+    for (const column of [this.epochs, this.lsns, this.segments, this.offsets, this.frameBytes, this.helds, this.heldAts]) column.length = Math.min(column.length, n);
+  }
 }
 
 /**
@@ -284,12 +356,16 @@ export class DiskReplicaStore implements ReplicaStore {
   private segments: Segment[] = [];
   private activeSegment: Segment | null = null;
   /** entries[i].lsn === logBase.lsn + 1 + i. */
-  private entries: LogEntry[] = [];
+  private entries = new LogEntries();
   private retainedBase: Version;
   private durableHead: Version;
   /** The last record accepted by appendLog (durable or queued). */
   private acceptedTail: Version;
   private readonly logQueue: LogOp[] = [];
+  /** The next log segment, created ahead of need (see prepareSegment); its file is ready when `file` resolves. */
+  private nextSegment: { readonly name: string; readonly file: Promise<DiskFile> } | null = null;
+  /** Creations and removals of prepared segments, one after another: a removal never overtakes a creation of the same name. */
+  private segmentPrep: Promise<unknown> = Promise.resolve();
   private readonly frameArena = new FrameArena();
   private flushing = false;
 
@@ -466,15 +542,7 @@ export class DiskReplicaStore implements ReplicaStore {
           cut = { segment, offset, reason: `bad record at byte ${offset} of ${f.name}: ${problem}` };
           break;
         }
-        this.entries.push({
-          epoch: r.epoch,
-          lsn: r.lsn,
-          segment,
-          offset,
-          frameBytes: d.frameBytes,
-          held: r.lsn > this.applied.lsn ? bytes : null,
-          heldAt: offset,
-        });
+        this.entries.push(r.epoch, r.lsn, segment, offset, d.frameBytes, r.lsn > this.applied.lsn ? bytes : null, offset);
         withRecords.add(segment);
         segment.bytes = offset + d.frameBytes;
         segment.lastLsn = r.lsn;
@@ -518,6 +586,8 @@ export class DiskReplicaStore implements ReplicaStore {
     }
     const replayTo = Math.min(this.persisted.superblock.commitLsn, this.durableHead.lsn);
     if (replayTo > this.applied.lsn) this.applyRecordsThrough(replayTo);
+    // The first group appended need not wait for its segment to be created.
+    if (this.activeSegment === null || this.activeSegment.bytes >= this.logSegmentBytes) this.prepareSegment(this.durableHead.lsn + 1);
   }
 
   /** Drops every segment and starts a new log generation whose `prev` is `base`. Durable when it returns. */
@@ -531,7 +601,7 @@ export class DiskReplicaStore implements ReplicaStore {
     await this.disk.syncDir();
     this.segments = [];
     this.activeSegment = null;
-    this.entries = [];
+    this.entries = new LogEntries();
     this.retainedBase = base;
     this.durableHead = base;
   }
@@ -628,8 +698,8 @@ export class DiskReplicaStore implements ReplicaStore {
   versionAt(lsn: Lsn): Version | null {
     if (lsn === this.retainedBase.lsn) return this.retainedBase;
     if (lsn === this.applied.lsn) return this.applied;
-    const e = this.entries[lsn - this.retainedBase.lsn - 1];
-    if (e !== undefined && lsn <= this.durableHead.lsn) return { epoch: e.epoch, lsn: e.lsn };
+    const i = lsn - this.retainedBase.lsn - 1;
+    if (Number.isInteger(i) && i >= 0 && i < this.entries.length && lsn <= this.durableHead.lsn) return { epoch: asEpoch(this.entries.epochAt(i)), lsn };
     return null;
   }
 
@@ -789,6 +859,8 @@ export class DiskReplicaStore implements ReplicaStore {
       iov.push(start === 0 && end === buffer.length ? buffer : buffer.subarray(start, end));
     }
     const file = segment.file;
+    // A group that fills the segment: the next one is created while this group is written, not after.
+    if (at + group.bytes >= this.logSegmentBytes) this.prepareSegment(frameLsn(firstBuffer, firstAt) + group.records);
     if (file.syncWrites && group.bytes <= LOG_SYNC_WRITE_BYTES_MAX && storesFlushingLog === 1) {
       // A small group of the only log of this process with work to do is
       // written (and, by O_DSYNC, synced) on the event loop: each thread-pool
@@ -822,7 +894,7 @@ export class DiskReplicaStore implements ReplicaStore {
         const frameBytes = frameBytesAt(buffer, f);
         epoch = asEpoch(frameEpoch(buffer, f));
         assert(frameLsn(buffer, f) === lsn, "log entries are contiguous");
-        this.entries.push({ epoch, lsn: asLsn(lsn), segment, offset, frameBytes, held: buffer, heldAt: f });
+        this.entries.push(epoch, lsn, segment, offset, frameBytes, buffer, f);
         offset += frameBytes;
         f += frameBytes;
       }
@@ -834,17 +906,72 @@ export class DiskReplicaStore implements ReplicaStore {
     this.durableHead = { epoch, lsn: asLsn(lsn - 1) };
   }
 
+  private segmentName(firstLsn: number): string {
+    return `log-${String(this.persisted.logGeneration).padStart(8, "0")}-${String(firstLsn).padStart(16, "0")}.wal`;
+  }
+
+  /** Makes the segment starting at firstLsn the log's active one: the one prepared ahead if it is that one, else created now. */
   private async startSegment(firstLsn: number): Promise<Segment> {
-    const name = `log-${String(this.persisted.logGeneration).padStart(8, "0")}-${String(firstLsn).padStart(16, "0")}.wal`;
-    const file = await this.disk.open(name, true, true);
-    assert(file !== null, `created ${name}`);
-    await file.truncate(0);
-    // The new file's directory entry must be durable before any record in it is acknowledged.
-    await this.disk.syncDir();
-    const segment: Segment = { name, firstLsn, file, bytes: 0, lastLsn: firstLsn - 1 };
+    this.prepareSegment(firstLsn);
+    const prepared = this.nextSegment;
+    assert(prepared !== null, "a segment is being prepared");
+    this.nextSegment = null;
+    const file = await prepared.file;
+    const segment: Segment = { name: prepared.name, firstLsn, file, bytes: 0, lastLsn: firstLsn - 1 };
     this.segments.push(segment);
     this.activeSegment = segment;
     return segment;
+  }
+
+  /**
+   * Starts creating the segment that will start at firstLsn (with the log's
+   * current generation), unless it is the one already prepared; a prepared
+   * segment of another name is removed first. Creating a segment is a file
+   * create and a directory sync (0.5-5 ms here, much more on a busy disk),
+   * so writeGroup starts it while the group that fills the active segment is
+   * written, and the group after it does not wait for it. A prepared segment
+   * is only ever used after its directory entry is durable; one never used
+   * holds no record, and recovery drops it. An error preparing one takes the
+   * replica out of service at once, as any write or sync error does.
+   */
+  private prepareSegment(firstLsn: number): void {
+    const name = this.segmentName(firstLsn);
+    if (this.nextSegment?.name === name) return;
+    this.dropPreparedSegment();
+    const file = this.segmentPrep.then(async () => {
+      const f = await this.disk.open(name, true, true);
+      assert(f !== null, `created ${name}`);
+      try {
+        // A leftover of that name (a crash between a truncation's unlinks and its sync) starts empty.
+        await f.truncate(0);
+        // The new file's directory entry must be durable before any record in it is acknowledged.
+        await this.disk.syncDir();
+      } catch (err) {
+        await f.close().catch(() => undefined);
+        throw err;
+      }
+      return f;
+    });
+    this.segmentPrep = file.catch((err: unknown) => {
+      this.fail(err);
+    });
+    this.nextSegment = { name, file };
+  }
+
+  /** Removes the prepared segment, if any (it holds no record). */
+  private dropPreparedSegment(): void {
+    const prepared = this.nextSegment;
+    if (prepared === null) return;
+    this.nextSegment = null;
+    this.segmentPrep = this.segmentPrep.then(async () => {
+      try {
+        const f = await prepared.file;
+        await f.close();
+        await this.disk.unlink(prepared.name);
+      } catch {
+        // Not created, or not removed: a segment with no record is dropped by recovery anyway.
+      }
+    });
   }
 
   private runOnLog(run: () => Promise<void>): Promise<void> {
@@ -876,7 +1003,7 @@ export class DiskReplicaStore implements ReplicaStore {
         assert(keep !== null, `version of lsn ${lsn} is known`);
         this.acceptedTail = keep;
         await this.runOnLog(async () => {
-          const cutAt = this.entries[lsn + 1 - this.retainedBase.lsn - 1];
+          const cutAt = this.entries.get(lsn + 1 - this.retainedBase.lsn - 1);
           assert(cutAt !== undefined, "the first dropped record is in the log");
           const segmentIndex = this.segments.indexOf(cutAt.segment);
           const later = this.segments.splice(segmentIndex + 1);
@@ -891,7 +1018,7 @@ export class DiskReplicaStore implements ReplicaStore {
           cutAt.segment.bytes = cutAt.offset;
           cutAt.segment.lastLsn = lsn;
           this.activeSegment = cutAt.segment;
-          this.entries.length = lsn - this.retainedBase.lsn;
+          this.entries.truncate(lsn - this.retainedBase.lsn);
           this.durableHead = keep;
         });
       }),
@@ -914,7 +1041,7 @@ export class DiskReplicaStore implements ReplicaStore {
         // first: the durable applied point then never claims data that is not on disk.
         await this.checkpointLocked(false);
         const base = this.retainedBase;
-        const atSnapshot = snapshot.lsn > base.lsn && snapshot.lsn <= this.durableHead.lsn ? this.entries[snapshot.lsn - base.lsn - 1] : undefined;
+        const atSnapshot = snapshot.lsn > base.lsn && snapshot.lsn <= this.durableHead.lsn ? this.entries.get(snapshot.lsn - base.lsn - 1) : undefined;
         const holds = versionEquals(snapshot, base) || atSnapshot?.epoch === snapshot.epoch;
         // Records after the snapshot already in the block data are applied again from it: back into memory.
         const reapply = holds && this.applied.lsn > snapshot.lsn ? await this.guardRead(() => this.recordsBetween(snapshot.lsn + 1, this.applied.lsn)) : [];
@@ -938,19 +1065,18 @@ export class DiskReplicaStore implements ReplicaStore {
           this.segments = this.segments.filter((g) => !gone.includes(g));
           if (this.activeSegment !== null && gone.includes(this.activeSegment)) this.activeSegment = null;
           if (holds) {
-            this.entries.splice(0, snapshot.lsn - base.lsn);
+            this.entries.dropFirst(snapshot.lsn - base.lsn);
           } else {
-            this.entries = [];
+            this.entries = new LogEntries();
             this.durableHead = snapshot;
           }
           for (const r of reapply) {
-            const e = this.entries[r.lsn - snapshot.lsn - 1];
+            const e = this.entries.get(r.lsn - snapshot.lsn - 1);
             assert(e !== undefined && e.lsn === r.lsn, `kept record ${r.lsn} is in the log`);
             // Framed again (as it was written) to be held like a fresh append.
             const frame = encodeFrames([r], this.frameArena);
             assert(frame.end - frame.start === e.frameBytes, `record ${r.lsn} frames as it did`);
-            e.held = frame.buffer;
-            e.heldAt = frame.start;
+            this.entries.setHeld(r.lsn - snapshot.lsn - 1, frame.buffer, frame.start);
           }
           this.retainedBase = snapshot;
           this.acceptedTail = this.durableHead;
@@ -979,7 +1105,7 @@ export class DiskReplicaStore implements ReplicaStore {
     const out: LogRecord[] = [];
     let lsn = fromLsn;
     while (lsn <= toLsn) {
-      const e = this.entries[lsn - this.retainedBase.lsn - 1];
+      const e = this.entries.get(lsn - this.retainedBase.lsn - 1);
       assert(e !== undefined && e.lsn === lsn, `lsn ${lsn} is retained`);
       if (e.held !== null) {
         out.push(heldRecord(e.held, e.heldAt));
@@ -989,7 +1115,7 @@ export class DiskReplicaStore implements ReplicaStore {
       // A run of records in the same segment, read with one call (bounded by a group's size).
       let last = e;
       for (;;) {
-        const next = this.entries[last.lsn + 1 - this.retainedBase.lsn - 1];
+        const next = this.entries.get(last.lsn + 1 - this.retainedBase.lsn - 1);
         if (next === undefined || next.lsn > toLsn || next.held !== null || next.segment !== e.segment) break;
         if (next.offset + next.frameBytes - e.offset > limits.logGroupBytesMax) break;
         last = next;
@@ -1044,7 +1170,7 @@ export class DiskReplicaStore implements ReplicaStore {
 
   private applyRecordsThrough(lsn: number): void {
     for (let l = this.applied.lsn + 1; l <= lsn; l++) {
-      const e = this.entries[l - this.retainedBase.lsn - 1];
+      const e = this.entries.get(l - this.retainedBase.lsn - 1);
       assert(e !== undefined && e.held !== null, `record ${l} is held in memory until it is checkpointed`);
       this.applyRecord(heldRecord(e.held, e.heldAt), null);
       this.applied = { epoch: e.epoch, lsn: e.lsn };
@@ -1313,7 +1439,7 @@ export class DiskReplicaStore implements ReplicaStore {
     // The sessions as of the new applied point: those of the last one, and the records applied since (held in memory).
     const appliedSince: LogRecord[] = [];
     for (let l = Math.max(before.lsn, this.retainedBase.lsn) + 1; l <= target.lsn; l++) {
-      const e = this.entries[l - this.retainedBase.lsn - 1];
+      const e = this.entries.get(l - this.retainedBase.lsn - 1);
       assert(e !== undefined && e.held !== null, `applied record ${l} is held in memory until it is checkpointed`);
       appliedSince.push(heldRecord(e.held, e.heldAt));
     }
@@ -1322,8 +1448,8 @@ export class DiskReplicaStore implements ReplicaStore {
     const config = configAfter(this.persisted.superblock.config, appliedSince);
     await this.persist((s) => ({ ...s, appliedVersion: target, superblock: { ...s.superblock, sessions, config } }));
     for (let l = Math.max(before.lsn, this.retainedBase.lsn) + 1; l <= target.lsn; l++) {
-      const e = this.entries[l - this.retainedBase.lsn - 1];
-      if (e !== undefined) e.held = null;
+      const i = l - this.retainedBase.lsn - 1;
+      if (i >= 0 && i < this.entries.length) this.entries.setHeld(i, null, 0);
     }
     if (trim) await this.trimLog(target);
   }
@@ -1464,7 +1590,7 @@ export class DiskReplicaStore implements ReplicaStore {
       gone = candidates.filter((g) => g.lastLsn <= base.lsn);
       this.segments = this.segments.filter((g) => !gone.includes(g));
       if (this.activeSegment !== null && gone.includes(this.activeSegment)) this.activeSegment = null;
-      this.entries.splice(0, base.lsn - this.retainedBase.lsn);
+      this.entries.dropFirst(base.lsn - this.retainedBase.lsn);
       this.retainedBase = base;
       return Promise.resolve();
     });
@@ -1544,6 +1670,7 @@ export class DiskReplicaStore implements ReplicaStore {
         await this.runBarrier(async () => {
           await this.drainLog();
           await this.guard(() => this.checkpointLocked(false));
+          this.dropPreparedSegment();
         });
       }
     } finally {
@@ -1556,6 +1683,16 @@ export class DiskReplicaStore implements ReplicaStore {
   private async closeFiles(): Promise<void> {
     const all = [this.files.blocks, this.files.blockMeta, this.files.regions, ...this.segments.map((s) => s.file)];
     this.segments = [];
+    const prepared = this.nextSegment;
+    this.nextSegment = null;
+    await this.segmentPrep;
+    if (prepared !== null) {
+      try {
+        all.push(await prepared.file);
+      } catch {
+        // Never created.
+      }
+    }
     for (const f of all) {
       try {
         await f.close();

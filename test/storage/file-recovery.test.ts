@@ -100,6 +100,20 @@ describe("log recovery on real files", () => {
     expect((await fs.stat(path.join(volumeDir(), segment ?? ""))).size).toBe(2 * WRITE_FRAME_BYTES);
   });
 
+  it("leaves no segment without records behind a clean close (the one created ahead of need is removed)", async () => {
+    const empty = await open(true);
+    expect(empty.head()).toEqual({ epoch: 0, lsn: 0 });
+    await closeAll();
+    expect(await segments()).toEqual([]);
+    const store = await openFileReplicaStore(dir, "vol1", { logSegmentBytes: 2 * WRITE_FRAME_BYTES });
+    stores.push(store);
+    for (let l = 1; l <= 4; l++) await store.appendLog([writeRecord(1, l, l)]);
+    await closeAll();
+    const names = await segments();
+    expect(names).toHaveLength(2);
+    for (const n of names) expect((await fs.stat(path.join(volumeDir(), n))).size).toBe(2 * WRITE_FRAME_BYTES);
+  });
+
   it("cuts the log at a record whose lsn does not follow, even with a valid checksum", async () => {
     const store = await open(true);
     for (let l = 1; l <= 3; l++) await store.appendLog([writeRecord(1, l, l)]);

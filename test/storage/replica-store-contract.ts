@@ -458,6 +458,29 @@ export function runReplicaStoreContract(name: string, factory: StoreFactory): vo
       expect(Buffer.from((await again?.readBlocks(0, 30)) ?? [])).toEqual(Buffer.concat(records.slice(0, 30).map((r) => Buffer.from(r.data ?? []))));
     });
 
+    it("keeps every acknowledged record across segments created ahead, a truncation back into an earlier segment, and crashes", async () => {
+      // Segments of three records: the one after a full segment is created ahead, while the group that fills it is written.
+      const record = writeRecord(1, 1, 0).data?.length ?? 0;
+      const { store } = await open({ logSegmentBytes: 3 * record });
+      const first = Array.from({ length: 9 }, (_, i) => writeRecord(1, i + 1, i % 64));
+      for (const r of first) await store.appendLog([r]);
+      // Back into the second segment (the segment made ahead for lsn 10 is never used), then another history from there.
+      await store.truncateLogAfter(asLsn(5));
+      const second = Array.from({ length: 10 }, (_, i) => writeRecord(2, i + 6, (i + 20) % 64));
+      await Promise.all(second.map((r) => store.appendLog([r])));
+      const again = await sut?.crash();
+      expect(again?.head()).toEqual(v(2, 15));
+      expect(again?.superblock().unsurePastHead).toBe(false);
+      expect(again?.recoveryCut()).toBeNull();
+      sameRecords((await again?.readLog(asLsn(1), asLsn(15))) ?? null, [...first.slice(0, 5), ...second]);
+      const third = [writeRecord(2, 16, 1), writeRecord(2, 17, 2), writeRecord(2, 18, 3)];
+      for (const r of third) await again?.appendLog([r]);
+      const fourth = await sut?.crash();
+      expect(fourth?.head()).toEqual(v(2, 18));
+      expect(fourth?.superblock().unsurePastHead).toBe(false);
+      sameRecords((await fourth?.readLog(asLsn(1), asLsn(18))) ?? null, [...first.slice(0, 5), ...second, ...third]);
+    });
+
     it("with no retained tail, a checkpoint of everything leaves an empty log that appends continue", async () => {
       const { store } = await open({ logRetainedBytesMax: 0 });
       await store.appendLog([writeRecord(1, 1, 0), writeRecord(1, 2, 1)]);
