@@ -13,6 +13,12 @@
  * Every child is tracked by PID and ended by close() (SIGCONT, SIGTERM, then
  * SIGKILL after a timeout), and SIGKILLed at process exit as a last resort.
  * Never by name.
+ *
+ * --netns (root): with `netns: true` there are no proxies. Each node runs in
+ * its own network namespace (netns.ts) at its peer address, clients use its
+ * client address, and cutOneWay, cutBoth, setClientLink (blackhole or
+ * stall only) and healNetwork set and remove iptables DROP rules there
+ * instead; peerProxy and clientProxy throw. close() deletes the namespaces.
  */
 import { Client, credentials, Metadata, type ServiceError } from "@grpc/grpc-js";
 import { spawn, type ChildProcess } from "node:child_process";
@@ -22,6 +28,7 @@ import { fileURLToPath } from "node:url";
 import { adminService } from "../../src/rpc/proto.js";
 import { freePorts, volnodeCommand } from "../../test/integration/harness.js";
 import { FaultProxy, type DirectionSelector, type Fault } from "../../tools/fault-proxy.js";
+import { NetnsNetwork } from "./netns.js";
 
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
 const START_TIMEOUT_MS = 30_000;
@@ -36,7 +43,7 @@ export interface ExitStatus {
 export interface FaultNode {
   readonly id: string;
   readonly port: number;
-  /** Real address, 127.0.0.1:port. */
+  /** Real address, 127.0.0.1:port (--netns: its peer address, 10.213.K.I:port). */
   readonly address: string;
   readonly dataDir: string;
   /** Its own cluster file (peers through proxies). */
@@ -57,6 +64,10 @@ export interface FaultClusterOptions {
   /** Per-node data directory (for example on a tmpfs); default DIR/<id>. */
   readonly dataDirs?: Readonly<Record<string, string>>;
   readonly seed?: number;
+  /** --netns: nodes in network namespaces, faults by iptables (netns.ts) instead of proxies. */
+  readonly netns?: boolean;
+  /** --netns: called once a cut's rules are in place (a cut takes a few exec's, a proxy's set() none). */
+  readonly onNetnsCut?: () => void;
 }
 
 interface Running {
@@ -116,6 +127,8 @@ export class FaultCluster {
   private readonly admins = new Map<string, Client>();
   private readonly stopped = new Set<string>();
   private closed = false;
+  /** --netns only. */
+  private net: NetnsNetwork | null = null;
 
   private constructor(private readonly opts: FaultClusterOptions) {
     this.clientFile = path.join(opts.dir, "cluster-clients.yaml");
@@ -136,6 +149,7 @@ export class FaultCluster {
 
   private async setUp(): Promise<void> {
     const ids = Array.from({ length: this.opts.nodes }, (_, i) => `n${i + 1}`);
+    if (this.opts.netns === true) return this.setUpNetns(ids);
     const ports = await freePorts(ids.length);
     for (const [i, id] of ids.entries()) {
       const port = ports[i];
@@ -158,6 +172,27 @@ export class FaultCluster {
     await writeFile(this.adminFile, file((n) => n.address));
   }
 
+  /** --netns: namespaces; peers' and admin files get peer addresses, the clients' file client addresses. */
+  private async setUpNetns(ids: readonly string[]): Promise<void> {
+    const net = await NetnsNetwork.create(ids);
+    this.net = net;
+    for (const id of ids) {
+      const nn = net.node(id);
+      const dataDir = this.opts.dataDirs?.[id] ?? path.join(this.opts.dir, id);
+      await mkdir(dataDir, { recursive: true });
+      this.nodes.push({ id, port: nn.port, address: `${nn.peerIp}:${nn.port}`, dataDir, clusterFile: path.join(this.opts.dir, `cluster-${id}.yaml`), pid: null, stderr: "", lines: [] });
+    }
+    const file = (addr: (n: FaultNode) => string): string => `nodes:\n${this.nodes.map((n) => `  - id: ${n.id}\n    address: ${addr(n)}\n`).join("")}`;
+    for (const me of this.nodes) await writeFile(me.clusterFile, file((n) => n.address));
+    await writeFile(this.clientFile, file((n) => `${net.node(n.id).clientIp}:${n.port}`));
+    await writeFile(this.adminFile, file((n) => n.address));
+  }
+
+  /** --netns: the namespaces (null in proxy mode). */
+  netns(): NetnsNetwork | null {
+    return this.net;
+  }
+
   node(id: string): FaultNode {
     const n = this.nodes.find((x) => x.id === id);
     if (n === undefined) throw new Error(`No node ${id} in this cluster`);
@@ -170,13 +205,13 @@ export class FaultCluster {
 
   peerProxy(from: string, to: string): FaultProxy {
     const p = this.peerProxies.get(`${from}>${to}`);
-    if (p === undefined) throw new Error(`No link ${from}→${to}`);
+    if (p === undefined) throw new Error(this.net === null ? `No link ${from}→${to}` : "No proxies with --netns");
     return p;
   }
 
   clientProxy(to: string): FaultProxy {
     const p = this.clientProxies.get(to);
-    if (p === undefined) throw new Error(`No client link to ${to}`);
+    if (p === undefined) throw new Error(this.net === null ? `No client link to ${to}` : "No proxies with --netns");
     return p;
   }
 
@@ -186,22 +221,44 @@ export class FaultCluster {
 
   /** `from` can no longer send to `to` (messages lost; the other direction works). */
   cutOneWay(from: string, to: string, fault: Fault = { kind: "blackhole" }): void {
+    if (this.net !== null) {
+      netnsDrop(fault);
+      this.net.cutOneWay(from, to);
+      this.opts.onNetnsCut?.();
+      return;
+    }
     this.peerProxy(from, to).set({ direction: "up", fault });
     this.peerProxy(to, from).set({ direction: "down", fault });
   }
 
   /** Both directions between `a` and `b`. */
   cutBoth(a: string, b: string, fault: Fault = { kind: "blackhole" }): void {
+    if (this.net !== null) {
+      netnsDrop(fault);
+      this.net.cutBoth(a, b);
+      this.opts.onNetnsCut?.();
+      return;
+    }
     this.peerProxy(a, b).set({ direction: "both", fault });
     this.peerProxy(b, a).set({ direction: "both", fault });
   }
 
   setClientLink(to: string, direction: DirectionSelector, fault: Fault | readonly Fault[]): void {
+    if (this.net !== null) {
+      netnsDrop(fault);
+      this.net.cutClients(to, direction);
+      this.opts.onNetnsCut?.();
+      return;
+    }
     this.clientProxy(to).set({ direction, fault });
   }
 
   /** Every proxy back to pass. */
   healNetwork(): void {
+    if (this.net !== null) {
+      this.net.heal();
+      return;
+    }
     for (const p of this.allProxies()) p.clear();
   }
 
@@ -211,7 +268,9 @@ export class FaultCluster {
 
   async launch(n: FaultNode): Promise<void> {
     if (this.running.has(n.id)) throw new Error(`Node ${n.id} is already running`);
-    const cmd = volnodeCommand(["--id", n.id, "--listen", n.address, "--data", n.dataDir, "--cluster", n.clusterFile]);
+    const listen = this.net === null ? n.address : `0.0.0.0:${n.port}`;
+    const base = volnodeCommand(["--id", n.id, "--listen", listen, "--data", n.dataDir, "--cluster", n.clusterFile]);
+    const cmd = this.net === null ? base : this.net.wrap(n.id, base.command, base.args);
     const env = { ...process.env, REPLIVOL_LOG_LEVEL: "info", ...this.opts.env, ...this.opts.nodeEnv?.[n.id] };
     const child = spawn(cmd.command, cmd.args, { stdio: ["ignore", "pipe", "pipe"], env, cwd: ROOT });
     if (child.pid === undefined) throw new Error(`Cannot start volnode ${n.id}`);
@@ -240,7 +299,11 @@ export class FaultCluster {
         if (n.lines.length > 2000) n.lines.splice(0, n.lines.length - 2000);
         if (!listening && line.includes('"msg":"listening"')) {
           listening = true;
-          onListening?.();
+          // --netns: `ip netns exec` must have exec'd volnode, or PIDs would name the wrong process.
+          if (this.net !== null && !line.includes(`"pid":${child.pid}`)) {
+            n.stderr += `\nvolnode ${n.id} logged another pid than its child's ${child.pid}: ${line}`;
+            child.kill("SIGKILL");
+          } else onListening?.();
         }
       }
     });
@@ -339,5 +402,12 @@ export class FaultCluster {
     }
     await Promise.all(all.map((r) => withTimeout(r.exited, STOP_TIMEOUT_MS, "volnode exit after SIGKILL").catch(() => undefined)));
     await Promise.all(this.allProxies().map((p) => p.close().catch(() => undefined)));
+    await this.net?.destroy().catch((err: unknown) => process.stderr.write(`${String(err)}\n`));
   }
+}
+
+/** --netns: a cut is an iptables DROP, TCP retransmits: the proxy's "stall" or "blackhole" only. */
+function netnsDrop(fault: Fault | readonly Fault[]): void {
+  const all: readonly Fault[] = Array.isArray(fault) ? fault : [fault as Fault];
+  for (const f of all) if (f.kind !== "blackhole" && f.kind !== "stall") throw new Error(`--netns: a ${f.kind} fault needs the proxy (or tc netem): only cuts (blackhole, stall) are iptables rules`);
 }

@@ -65,7 +65,10 @@
  *   filled up for a real ENOSPC; unmounted afterwards); without root its
  *   row says "skipped: needs root". disk-eio uses the test-only disk fault
  *   hook (REPLIVOL_TEST_ONLY_DISK_FAULTS).
- * - Not done: the network-namespace variant (--netns) with iptables cuts.
+ * - --netns (root): each volnode in its own network namespace, links cut
+ *   with iptables DROP rules inside the namespaces instead of the proxies
+ *   (netns.ts tells how). Scenarios that need delay or loss (tc netem is
+ *   not available here) are skipped: their row says why (Scenario.netnsSkip).
  *
  * Every process and proxy started here is ended by PID whatever happens.
  */
@@ -80,6 +83,7 @@ import { PLANTED_BUG_NAMES } from "../../src/core/replica.js";
 import { renderJson, writeReport, type ScenarioRow } from "../../tools/faults-report.js";
 import { checkHistory, type CheckResult, type ReplicaChecksums } from "./checker.js";
 import { FaultCluster, ROOT, trackChild, withTimeout } from "./cluster.js";
+import { netnsUnavailable } from "./netns.js";
 import type { ClientProcessConfig } from "./client-process.js";
 import { classifyWriteError, parseHistory, serializeEvent, type HistoryEvent } from "./history.js";
 import { decodeValue, encodeValue } from "./value.js";
@@ -145,6 +149,8 @@ export interface FaultsOptions {
   readonly mountRetryMs?: number;
   /** Progress lines (stderr by default). */
   readonly log?: (line: string) => void;
+  /** --netns: nodes in network namespaces, links cut with iptables (root; netns.ts). */
+  readonly netns?: boolean;
 }
 
 export interface RunResult {
@@ -454,6 +460,8 @@ async function runScenario(s: Scenario, runIndex: number, opts: FaultsOptions, w
   let bulkBytes = 0;
   let startNs = nowNs();
   let cluster: FaultCluster | null = null;
+  /** --netns: the newest fault (see onNetnsCut). */
+  let openFault: { e: HistoryEvent; primaryIndex: number } | null = null;
   const clients: ClientChild[] = [];
   const env: Record<string, string> = {};
   if (opts.bugs.length > 0) env["REPLIVOL_TEST_ONLY_BUGS"] = opts.bugs.join(",");
@@ -489,7 +497,15 @@ async function runScenario(s: Scenario, runIndex: number, opts: FaultsOptions, w
       clients.push(sp.client);
       sp.client.onBulk = (b) => (bulkBytes += b);
     }
-    const c = await FaultCluster.start({ dir, nodes: 3, env, nodeEnv, dataDirs, seed: runIndex + 1 });
+    // --netns: a fault starts when its iptables rules are in place, not when the scenario announced it
+    // (exec's take tens of ms, in which the old primary still acknowledges writes).
+    const onNetnsCut = (): void => {
+      const f = openFault;
+      if (f === null || f.e.type !== "fault" || f.e.endNs !== undefined) return;
+      f.e.atNs = nowNs();
+      if (f.primaryIndex >= 0) primaryFaults[f.primaryIndex] = f.e.atNs;
+    };
+    const c = await FaultCluster.start({ dir, nodes: 3, env, nodeEnv, dataDirs, seed: runIndex + 1, ...(opts.netns === true ? { netns: true, onNetnsCut } : {}) });
     cluster = c;
     await c.createVolume(VOLUME, VOLUME_BLOCKS);
     await Promise.all(spawned.map((sp) => sp.ready));
@@ -509,6 +525,7 @@ async function runScenario(s: Scenario, runIndex: number, opts: FaultsOptions, w
         log(`  ${s.name}: fault ${name}: ${detail}`);
         const e: HistoryEvent = { type: "fault", name, detail, atNs };
         faultEvents.push(e);
+        openFault = { e, primaryIndex: hitsPrimary ? primaryFaults.length - 1 : -1 };
         return {
           end() {
             if (e.type === "fault" && e.endNs === undefined) e.endNs = nowNs();
@@ -691,6 +708,12 @@ export async function runFaults(opts: FaultsOptions): Promise<FaultsReport> {
   const log = opts.log ?? ((l: string) => process.stderr.write(`${l}\n`));
   for (const b of opts.bugs) if (!(b in PLANTED_BUG_NAMES)) throw new Error(`Unknown bug ${b}: known are ${Object.keys(PLANTED_BUG_NAMES).join(", ")}`);
   const selected = opts.scenarios === null ? SCENARIOS : opts.scenarios.map((n) => SCENARIOS.find((s) => s.name === n) ?? fail(`Unknown scenario ${n}: known are ${SCENARIOS.map((s) => s.name).join(", ")}`));
+  // --netns: the reason a scenario does not run in namespaces, or null.
+  const netnsSkip = (s: Scenario): string | null => (opts.netns === true && s.netnsSkip !== undefined ? `skipped in --netns: ${s.netnsSkip}` : null);
+  if (opts.netns === true) {
+    const why = netnsUnavailable();
+    if (why !== null) throw new Error(why);
+  }
   const workRoot = await mkdtemp(path.join(tmpdir(), "replivol-faults-"));
   const runs: RunResult[] = [];
   const rows: ScenarioRow[] = [];
@@ -698,7 +721,7 @@ export async function runFaults(opts: FaultsOptions): Promise<FaultsReport> {
   try {
     // Runs go to `parallel` workers (each its own cluster and clients), longest first; rows keep the scenarios' order.
     const jobs: { s: Scenario; i: number }[] = [];
-    for (const s of selected) if (!(s.needsRoot === true && !isRoot())) for (let i = 0; i < opts.runs; i++) jobs.push({ s, i });
+    for (const s of selected) if (!(s.needsRoot === true && !isRoot()) && netnsSkip(s) === null) for (let i = 0; i < opts.runs; i++) jobs.push({ s, i });
     jobs.sort((a, b) => b.s.workloadMs(opts.quick) - a.s.workloadMs(opts.quick));
     const results = new Map<string, RunResult[]>();
     let bulkRunning = false;
@@ -724,7 +747,9 @@ export async function runFaults(opts: FaultsOptions): Promise<FaultsReport> {
       const mine =
         s.needsRoot === true && !isRoot()
           ? [{ scenario: s.name, run: 0, passed: true, failures: [], check: null, faults: 0, failoverMs: [], resyncMs: 0, resyncBytes: 0, notes: ["skipped: needs root (tmpfs for a real ENOSPC)"], events: [], startNs: 0n, skipped: true }]
-          : (results.get(s.name) ?? []).sort((a, b) => a.run - b.run);
+          : netnsSkip(s) !== null
+            ? [{ scenario: s.name, run: 0, passed: true, failures: [], check: null, faults: 0, failoverMs: [], resyncMs: 0, resyncBytes: 0, notes: [netnsSkip(s) ?? ""], events: [], startNs: 0n, skipped: true }]
+            : (results.get(s.name) ?? []).sort((a, b) => a.run - b.run);
       runs.push(...mine);
       rows.push(rowOf(s, mine));
     }
@@ -763,6 +788,7 @@ function parseArgs(argv: readonly string[]): FaultsOptions & { json: boolean } {
   let mountRetryMs: number | undefined;
   let lossy: "reset" | "drop" = "reset";
   let parallel: number | null = null;
+  let netns = false;
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i] ?? "";
     const value = (): string => argv[++i] ?? fail(`${a} needs a value`);
@@ -812,18 +838,21 @@ function parseArgs(argv: readonly string[]): FaultsOptions & { json: boolean } {
       case "--keep":
         keep = true;
         break;
-      case "--netns":
-        fail("--netns (nodes in network namespaces, links cut with iptables) is not implemented yet: the proxy variant is the one that runs");
+      case "--netns": {
+        const why = netnsUnavailable();
+        if (why !== null) fail(why);
+        netns = true;
         break;
+      }
       case "--help":
-        process.stdout.write(`usage: npm run bench:faults -- [--quick] [--runs N] [--scenario NAME[,NAME]] [--bug NAME[,NAME]] [--json] [--out DIR] [--no-report] [--keep] [--partition stall|blackhole] [--lossy reset|drop] [--parallel N] [--mount-retry-ms MS]\nscenarios: ${SCENARIOS.map((s) => s.name).join(", ")}\nbugs: ${Object.keys(PLANTED_BUG_NAMES).join(", ")}\n`);
+        process.stdout.write(`usage: npm run bench:faults -- [--quick] [--runs N] [--scenario NAME[,NAME]] [--bug NAME[,NAME]] [--json] [--out DIR] [--no-report] [--keep] [--partition stall|blackhole] [--lossy reset|drop] [--parallel N] [--mount-retry-ms MS] [--netns]\nscenarios: ${SCENARIOS.map((s) => s.name).join(", ")}\nbugs: ${Object.keys(PLANTED_BUG_NAMES).join(", ")}\n`);
         process.exit(0);
         break;
       default:
         fail(`Unknown option ${a}: see --help`);
     }
   }
-  return { quick, runs: runs ?? 1, scenarios, bugs, outDir, keep, json, partition, lossy, parallel: parallel ?? (quick ? QUICK_PARALLEL : 1), ...(mountRetryMs === undefined ? {} : { mountRetryMs }) };
+  return { quick, runs: runs ?? 1, scenarios, bugs, outDir, keep, json, partition, lossy, parallel: parallel ?? (quick ? QUICK_PARALLEL : 1), ...(mountRetryMs === undefined ? {} : { mountRetryMs }), ...(netns ? { netns } : {}) };
 }
 
 function table(rows: readonly ScenarioRow[]): string {

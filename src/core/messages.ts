@@ -162,6 +162,8 @@ export interface StaleEpoch {
   readonly type: "stale";
   readonly epoch: Epoch;
   readonly promisedEpoch: Epoch;
+  /** The newer epoch is a node's own mount (idle sync, an operator's): the old mount's client fails over, it is not fenced. */
+  readonly byReserved: boolean;
 }
 
 /**
@@ -220,6 +222,8 @@ export interface HeadReport {
   /** Its applied point, and a digest of its region versions there: replicas at one applied point must agree (a lost write shows). */
   readonly appliedLsn: Lsn;
   readonly regionsDigest: number;
+  /** Whether the configuration in its log is known committed (a change left half done needs a primary). */
+  readonly configCommitted: boolean;
 }
 
 /**

@@ -237,6 +237,13 @@ interface Repair {
   asking: NodeId | null;
   seq: number;
   sentTick: number;
+  /**
+   * Set when this primary's own copy is the stale one (scrub across
+   * replicas): only the follower that reported a newer version is asked,
+   * and its copy is brought forward only with records this log holds (this
+   * primary's region version, the shortcut otherwise, is the stale one).
+   */
+  readonly onlyFrom: NodeId | null;
 }
 
 /** A read that found corrupt blocks: served again once each is repaired. */
@@ -429,6 +436,7 @@ export class ReplicaCore {
   private nextToken: DurableToken = 1;
 
   private primary: PrimarySession | null = null;
+  private lastEnded: { epoch: Epoch; code: ErrorCode; message: string } | null = null;
 
   constructor(options: ReplicaCoreOptions, recovered: RecoveredReplica) {
     this.nodeId = options.nodeId;
@@ -721,6 +729,7 @@ export class ReplicaCore {
       heardPrimaryTicksAgo: heard,
       appliedLsn: this.appliedLsn,
       regionsDigest: regionsDigest(this.regionVersions),
+      configCommitted: this.configLsn <= this.commitLsn,
     } satisfies HeadReport);
   }
 
@@ -735,15 +744,17 @@ export class ReplicaCore {
     }
     const mine = this.durableHead();
     // Work only a primary can do: a replica behind, inconsistent or unsure;
-    // records not known committed; a replacement to move on (once its
-    // learner answers: without it, it cannot move).
+    // records or a configuration not known committed; a replacement to move
+    // on (once its learner answers: without it, it cannot move). (A sync
+    // mount does not fence the client of a primary cut off meanwhile: that
+    // primary steps down with NO_QUORUM, and the client fails over.)
     // (And region versions that disagree at one applied point: a lost write, for the scrub across replicas.)
     const digest = regionsDigest(this.regionVersions);
     const lagging = (r: HeadReport): boolean =>
-      !r.consistent || r.unsurePastHead || !versionEquals(r.head, mine) || r.commitLsn < r.head.lsn || (r.appliedLsn === this.appliedLsn && r.regionsDigest !== digest);
+      !r.consistent || r.unsurePastHead || !versionEquals(r.head, mine) || r.commitLsn < r.head.lsn || !r.configCommitted || (r.appliedLsn === this.appliedLsn && r.regionsDigest !== 0 && digest !== 0 && r.regionsDigest !== digest);
     const learner = this.config.replacement?.to;
     const changing = (learner !== undefined && this.probeReports.has(learner)) || this.config.previousReplicas !== undefined;
-    if (!reports.some(([, r]) => lagging(r)) && this.commitLsn >= mine.lsn && !changing) return;
+    if (!reports.some(([, r]) => lagging(r)) && this.commitLsn >= mine.lsn && this.configLsn <= this.commitLsn && !changing) return;
     const answered = new Set([this.nodeId, ...this.probeReports.keys()]);
     if (!voterSets(this.config).every((set) => set.filter((n) => answered.has(n)).length >= writeQuorum(set.length))) return;
     for (const [node, r] of reports) {
@@ -844,7 +855,8 @@ export class ReplicaCore {
     this.divergentFound += regions.length;
     this.trace("scrub across replicas: divergent regions", { follower: from, followerStale: m.followerStale.join(","), primaryStale: m.primaryStale.join(",") });
     this.startRepairs(p, blocksOf(m.followerStale), from);
-    this.startRepairs(p, blocksOf(m.primaryStale), this.nodeId);
+    // This primary's copy is the old one: from the reporter's copy only (another follower's may be as old).
+    this.startRepairs(p, blocksOf(m.primaryStale), this.nodeId, from);
   }
 
   /** "2", or "2 of n1,n2,n3 and 2 of n2,n3,n4" while joint: for messages. */
@@ -860,6 +872,7 @@ export class ReplicaCore {
    * primary: then NO_QUORUM with where to go, so the client fails over.
    */
   private noActiveMount(reqId: RequestId): void {
+    if (this.primary === null && this.lastEnded?.code === "NO_QUORUM") return this.fail(reqId, "NO_QUORUM", this.lastEnded.message);
     if (!isVoter(this.config, this.nodeId) && this.config.replicas.length > 0) {
       return this.fail(reqId, "NO_QUORUM", `${this.nodeId} no longer holds a replica of ${this.config.name}: mount through ${this.config.replicas.join(", ")}`, this.config.replicas[0]);
     }
@@ -1151,7 +1164,7 @@ export class ReplicaCore {
    */
   private admitPrimaryMessage(from: NodeId, epoch: Epoch): boolean {
     if (epoch < this.promisedEpoch && !this.bugs.acceptStaleEpoch) {
-      this.send(from, { type: "stale", epoch, promisedEpoch: this.promisedEpoch });
+      this.send(from, { type: "stale", epoch, promisedEpoch: this.promisedEpoch, byReserved: this.promisedToReserved() });
       return false;
     }
     if (epoch > this.promisedEpoch) {
@@ -1180,7 +1193,11 @@ export class ReplicaCore {
     this.promisedClientId = clientId;
     this.released = false;
     const p = this.primary;
-    if (p !== null && p.epoch < epoch) this.stepDown("FENCED", `Volume ${this.config.name} was taken over by a mount with epoch ${epoch}`);
+    if (p !== null && p.epoch < epoch) {
+      // A node's own mount (idle sync, an operator's) does not fence a client: it fails over and takes it over.
+      if (clientId !== null && isReservedClient(clientId)) this.stepDown("NO_QUORUM", `A node mounted ${this.config.name} itself (epoch ${epoch}): mount again`);
+      else this.stepDown("FENCED", `Volume ${this.config.name} was taken over by a mount with epoch ${epoch}`);
+    }
     if (this.consistent && this.resyncSnapshot !== null) {
       // A resync that left this replica consistent ends with its epoch: the
       // next primary starts its own if it needs one. (Kept, the snapshot
@@ -1215,6 +1232,8 @@ export class ReplicaCore {
     const leaseLive =
       !this.released && this.lastPrimaryAnswerTick !== null && this.now - this.lastPrimaryAnswerTick < this.timing.leaseTicks;
     if (!m.takeover && leaseLive && this.leaseClientId !== null && this.leaseClientId !== m.clientId && !isReservedClient(this.leaseClientId)) return refuse("busy");
+    // A node's own mount never displaces a client's mount in progress here (its client would hear VOLUME_BUSY).
+    if (isReservedClient(m.clientId) && this.primary !== null && this.primary.phase !== "active" && !isReservedClient(this.primary.clientId)) return refuse("busy");
     // This node may itself be the live primary: its own lease counts too.
     if (!m.takeover && this.holdsLiveMountOfAnother(m.clientId)) return refuse("busy");
     this.grantSinceOlder = this.released || this.lastPrimaryAnswerTick === null ? null : this.now - this.lastPrimaryAnswerTick;
@@ -1226,7 +1245,7 @@ export class ReplicaCore {
 
   private onFetch(from: NodeId, m: FetchRequest): void {
     if (m.epoch !== this.promisedEpoch) {
-      if (m.epoch < this.promisedEpoch) this.send(from, { type: "stale", epoch: m.epoch, promisedEpoch: this.promisedEpoch });
+      if (m.epoch < this.promisedEpoch) this.send(from, { type: "stale", epoch: m.epoch, promisedEpoch: this.promisedEpoch, byReserved: this.promisedToReserved() });
       return;
     }
     if (this.resetPending()) return; // the candidate asks again
@@ -1458,6 +1477,7 @@ export class ReplicaCore {
     const p = this.primary;
     if (p === null || m.epoch !== p.epoch) return;
     if (p.phase === "promising") return this.retryPromises(m.promisedEpoch);
+    if (m.byReserved) return this.stepDown("NO_QUORUM", `A node mounted ${this.config.name} itself (epoch ${m.promisedEpoch}) while this primary was cut off: mount again`);
     this.stepDown("FENCED", `Volume ${this.config.name} was taken over: ${from} promised epoch ${m.promisedEpoch}, newer than ${p.epoch}`);
   }
 
@@ -1538,6 +1558,20 @@ export class ReplicaCore {
     this.primary = session;
     this.trace("mount begins", { candidate: this.nodeId, clientId: req.clientId, takeover: req.takeover });
     this.sendPromises(session, true);
+  }
+
+  /**
+   * How the mount of `epoch` this node coordinated ended, if it was its last:
+   * NO_QUORUM when its client should fail over (a node's own mount took the
+   * volume, or a replacement removed this replica), not FENCED.
+   */
+  endedMount(epoch: Epoch): { code: ErrorCode; message: string } | null {
+    return this.lastEnded !== null && this.lastEnded.epoch === epoch ? this.lastEnded : null;
+  }
+
+  /** Whether the epoch this replica promised is a node's own mount's. */
+  private promisedToReserved(): boolean {
+    return this.promisedClientId !== null && isReservedClient(this.promisedClientId);
   }
 
   /** Whether this node is the active primary of another client's mount, under a valid lease. */
@@ -1876,6 +1910,7 @@ export class ReplicaCore {
     const p = this.primary;
     if (p === null) return;
     this.primary = null;
+    this.lastEnded = { epoch: p.epoch, code, message };
     this.trace("primary steps down", { reason: message });
     if (p.phase !== "active") {
       this.fail(p.mountReqId, code === "FENCED" ? "VOLUME_BUSY" : code, `Mount of ${this.config.name} lost to another: ${message}`);
@@ -2000,10 +2035,12 @@ export class ReplicaCore {
   }
 
   /** Repairs blocks whose copy on `bad` failed its checksum: from this primary's own copy first, else a follower's. */
-  private startRepairs(p: PrimarySession, blocks: readonly BlockIndex[], bad: NodeId): void {
+  private startRepairs(p: PrimarySession, blocks: readonly BlockIndex[], bad: NodeId, onlyFrom: NodeId | null = null): void {
     for (const b of blocks) {
       if (p.repairs.has(b)) continue;
-      p.repairs.set(b, { asked: new Set([bad]), asking: null, seq: 0, sentTick: this.now });
+      const asked = new Set([bad]);
+      if (onlyFrom !== null) for (const n of [this.nodeId, ...p.followers.keys()]) if (n !== onlyFrom) asked.add(n);
+      p.repairs.set(b, { asked, asking: null, seq: 0, sentTick: this.now, onlyFrom });
       this.askForBlock(p, b);
     }
   }
@@ -2062,7 +2099,7 @@ export class ReplicaCore {
     let from_ = m.appliedLsn + 1;
     if (from_ <= head && this.log.startLsn() > from_) {
       // (A dirty version tells nothing about which records touched the region.)
-      if (regionVersion === undefined || isRegionDirty(regionVersion) || regionVersion.lsn > m.appliedLsn || this.log.startLsn() > this.appliedLsn + 1) {
+      if (r.onlyFrom !== null || regionVersion === undefined || isRegionDirty(regionVersion) || regionVersion.lsn > m.appliedLsn || this.log.startLsn() > this.appliedLsn + 1) {
         return this.askForBlock(p, m.block);
       }
       from_ = this.appliedLsn + 1;
@@ -2367,8 +2404,14 @@ function removeWhere<T>(xs: T[], pred: (x: T) => boolean): void {
   xs.length = j;
 }
 
-/** FNV-1a over region versions: equal versions, equal digests; a lost write almost surely shows. */
+/**
+ * FNV-1a over region versions: equal versions, equal digests; a lost write
+ * almost surely shows. 0 (unknown) while any region is REGION_DIRTY: a
+ * resync may leave a region it did not need to copy marked dirty, and such
+ * marks differ between replicas holding the same blocks.
+ */
 function regionsDigest(versions: readonly Version[]): number {
+  if (versions.some(isRegionDirty)) return 0;
   let h = 0x811c9dc5;
   for (const v of versions) {
     for (const x of [v.epoch, v.lsn]) {
@@ -2376,7 +2419,7 @@ function regionsDigest(versions: readonly Version[]): number {
       h = Math.imul(h ^ ((x >>> 16) & 0xffff), 0x01000193);
     }
   }
-  return h >>> 0;
+  return h >>> 0 || 1;
 }
 
 /** A region version that says "applied to while inconsistent": never equal to another version. */

@@ -16,7 +16,7 @@
  */
 import { performance } from "node:perf_hooks";
 import { crc32 } from "../storage/crc32.js";
-import { VolumeError } from "../core/errors.js";
+import { VolumeError, type ErrorCode } from "../core/errors.js";
 import { configMembers, configRecordFits, isVoter } from "../core/config.js";
 import { limits } from "../core/limits.js";
 import type {
@@ -245,6 +245,11 @@ export class VolumeDriver {
   }
 
   /** The mount this node coordinates, if it is active. */
+  /** How this node's mount of `epoch` ended, if it did (see ReplicaCore.endedMount). */
+  endedMount(epoch: Epoch): { code: ErrorCode; message: string } | null {
+    return this.core.endedMount(epoch);
+  }
+
   /** The volume's voters, if the latest configuration left this node out of them (a replacement); else null. */
   removedFromSet(): readonly NodeId[] | null {
     const c = this.core.status().config;

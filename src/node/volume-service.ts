@@ -220,6 +220,8 @@ class IoStream {
     };
     if (this.readOnly) return this.issueReadOnly(req, driver, fail);
     const mount = driver.activeMount();
+    const ended = mount === null ? driver.endedMount(this.epoch) : null;
+    if (ended !== null && ended.code === "NO_QUORUM") return fail(new VolumeError("NO_QUORUM", ended.message));
     if (mount === null && driver.removedFromSet() !== null) {
       // A replacement took this node's replica out of the set while it was
       // the primary: not a takeover, the client fails over to the new set.

@@ -189,7 +189,7 @@ export function encodePeerMessage(volume: string, msg: PeerMessage, payloads: Ui
     case "release":
       return { volume, release: { epoch: msg.epoch } };
     case "stale":
-      return { volume, stale: { epoch: msg.epoch, promisedEpoch: msg.promisedEpoch } };
+      return { volume, stale: { epoch: msg.epoch, promisedEpoch: msg.promisedEpoch, byReserved: msg.byReserved } };
     case "blockFetch":
       return { volume, blockFetch: { epoch: msg.epoch, seq: msg.seq, block: msg.block } };
     case "corruptReport":
@@ -210,6 +210,7 @@ export function encodePeerMessage(volume: string, msg: PeerMessage, payloads: Ui
           commitLsn: msg.commitLsn,
           appliedLsn: msg.appliedLsn,
           regionsDigest: msg.regionsDigest,
+          configCommitted: msg.configCommitted,
           consistent: msg.consistent,
           unsurePastHead: msg.unsurePastHead,
           ...(msg.heardPrimaryTicksAgo === null ? {} : { heardPrimaryTicksAgo: msg.heardPrimaryTicksAgo }),
@@ -437,7 +438,7 @@ export function decodePeerMessage(wire: unknown): { volume: string; msg: PeerMes
       case "release":
         return { type: "release", epoch };
       case "stale":
-        return { type: "stale", epoch, promisedEpoch: asEpoch(uint(b["promisedEpoch"], "stale.promisedEpoch")) };
+        return { type: "stale", epoch, promisedEpoch: asEpoch(uint(b["promisedEpoch"], "stale.promisedEpoch")), byReserved: bool(b["byReserved"], "stale.byReserved") };
       case "blockFetch":
         return { type: "blockFetch", epoch, seq: uint(b["seq"], "blockFetch.seq"), block: asBlock(uint(b["block"], "blockFetch.block")) };
       case "corruptReport":
@@ -472,6 +473,7 @@ export function decodePeerMessage(wire: unknown): { volume: string; msg: PeerMes
           commitLsn: asLsn(uint(b["commitLsn"], "headReport.commitLsn")),
           appliedLsn: asLsn(uint(b["appliedLsn"], "headReport.appliedLsn")),
           regionsDigest: uint(b["regionsDigest"], "headReport.regionsDigest"),
+          configCommitted: bool(b["configCommitted"], "headReport.configCommitted"),
           consistent: bool(b["consistent"], "headReport.consistent"),
           unsurePastHead: bool(b["unsurePastHead"], "headReport.unsurePastHead"),
           heardPrimaryTicksAgo: optionalUint(b, "heardPrimaryTicksAgo", "headReport.heardPrimaryTicksAgo"),

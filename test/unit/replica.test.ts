@@ -96,7 +96,7 @@ describe("a replica's append (rules 4-6)", () => {
     const r = promised();
     r.msg(n3, promise(2));
     r.durable();
-    expect(sent(r.msg(n1, append(1, VERSION_ZERO, [rec(1, 1)])))).toEqual([{ type: "stale", epoch: 1, promisedEpoch: 2 }]);
+    expect(sent(r.msg(n1, append(1, VERSION_ZERO, [rec(1, 1)])))).toEqual([{ type: "stale", epoch: 1, promisedEpoch: 2, byReserved: false }]);
   });
 
   it("answers a gap with its head so the primary can catch it up", () => {
