@@ -26,7 +26,7 @@ import { mkdir, writeFile } from "node:fs/promises";
 import * as path from "node:path";
 import { fileURLToPath } from "node:url";
 import { adminService } from "../../src/rpc/proto.js";
-import { freePorts, volnodeCommand } from "../../test/integration/harness.js";
+import { freePorts, volnodeCommand, withTimeout } from "../../test/integration/harness.js";
 import { FaultProxy, type DirectionSelector, type Fault } from "../../tools/fault-proxy.js";
 import { NetnsNetwork } from "./netns.js";
 
@@ -99,21 +99,7 @@ export function trackChild(child: ChildProcess): void {
   child.on("exit", () => allChildren.delete(child));
 }
 
-export function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
-  return new Promise<T>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`${what}: no result in ${ms} ms`)), ms);
-    p.then(
-      (v) => {
-        clearTimeout(timer);
-        resolve(v);
-      },
-      (e: unknown) => {
-        clearTimeout(timer);
-        reject(e instanceof Error ? e : new Error(String(e)));
-      },
-    );
-  });
-}
+export { withTimeout };
 
 export class FaultCluster {
   readonly nodes: FaultNode[] = [];

@@ -10,6 +10,7 @@ import { readdir, rm, unlink, writeFile } from "node:fs/promises";
 import * as path from "node:path";
 import { noQuorumBoundMs, clientLimits } from "../../src/client/index.js";
 import { limits } from "../../src/core/limits.js";
+import type { FollowerStatusWire, ReplicaStatusWire } from "../../src/rpc/volume-wire.js";
 import type { Fault } from "../../tools/fault-proxy.js";
 import type { FaultCluster } from "./cluster.js";
 
@@ -29,34 +30,13 @@ export const BULK_BYTES_AWAY = 2 * limits.logRetainedBytesMax + 32 * 1024 * 1024
 /** A replica that was away must be back in sync within this after the faults healed (stated bound). */
 export const RESYNC_BOUND_MS = 60_000;
 
-export interface FollowerStatus {
-  node: string;
-  matchLsn: number;
-  consistent: boolean;
-  resyncing: boolean;
-  regionsLeft: number;
-  regionsCopied: number;
-  bytesCopied: number;
-  lastResyncRegions: number;
-  lastResyncBytes: number;
-  lastResyncMs: number;
-}
+/** The parts of Admin.ReplicaStatus the scenarios read (src/rpc/volume-wire.ts has the whole message). */
+export type FollowerStatus = Omit<FollowerStatusWire, "resyncMs">;
 
-export interface ReplicaStatus {
-  node: string;
-  promisedEpoch: number;
-  commitLsn: number;
-  appliedLsn: number;
-  consistent: boolean;
-  primaryEpoch: number;
-  primaryPhase: string;
-  leaseValid: boolean;
-  corruptFound: number;
-  repairsDone: number;
-  repairsFailed: number;
-  diskFailed: boolean;
-  followers: FollowerStatus[];
-}
+export type ReplicaStatus = Pick<
+  ReplicaStatusWire,
+  "node" | "promisedEpoch" | "commitLsn" | "appliedLsn" | "consistent" | "primaryEpoch" | "primaryPhase" | "leaseValid" | "corruptFound" | "repairsDone" | "repairsFailed" | "diskFailed"
+> & { followers: FollowerStatus[] };
 
 export interface ScenarioContext {
   readonly cluster: FaultCluster;
