@@ -20,13 +20,12 @@
  * stall only) and healNetwork set and remove iptables DROP rules there
  * instead; peerProxy and clientProxy throw. close() deletes the namespaces.
  */
-import { Client, credentials, Metadata, type ServiceError } from "@grpc/grpc-js";
+import { Client, credentials } from "@grpc/grpc-js";
 import { spawn, type ChildProcess } from "node:child_process";
 import { mkdir, writeFile } from "node:fs/promises";
 import * as path from "node:path";
 import { fileURLToPath } from "node:url";
-import { adminService } from "../../src/rpc/proto.js";
-import { freePorts, volnodeCommand, withTimeout } from "../../test/integration/harness.js";
+import { adminUnary, freePorts, volnodeCommand, withTimeout } from "../../test/integration/harness.js";
 import { FaultProxy, type DirectionSelector, type Fault } from "../../tools/fault-proxy.js";
 import { NetnsNetwork } from "./netns.js";
 
@@ -347,29 +346,14 @@ export class FaultCluster {
   }
 
   adminCall<T = Record<string, unknown>>(nodeId: string, method: string, request: object, deadlineMs = ADMIN_DEADLINE_MS): Promise<T> {
-    const def = adminService().service[method];
-    if (def === undefined) return Promise.reject(new Error(`Admin has no method ${method}`));
     let client = this.admins.get(nodeId);
     if (client === undefined) {
       client = new Client(this.node(nodeId).address, credentials.createInsecure());
       this.admins.set(nodeId, client);
     }
-    const c = client;
-    return new Promise<T>((resolve, reject) => {
-      c.makeUnaryRequest(
-        def.path,
-        (m: object) => def.requestSerialize(m),
-        (b: Buffer) => def.responseDeserialize(b) as T,
-        request,
-        new Metadata(),
-        { deadline: Date.now() + deadlineMs },
-        (err: ServiceError | null, res?: T) => {
-          if (err !== null) reject(err);
-          else resolve(res as T);
-        },
-      );
-    });
+    return adminUnary<T>(client, method, request, deadlineMs);
   }
+
 
   async createVolume(name: string, blockCount: number): Promise<void> {
     const config = { name, blockCount, blockSize: 4096, replicas: this.ids(), configVersion: 1 };

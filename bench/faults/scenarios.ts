@@ -212,6 +212,34 @@ async function awayPastRetainedLog(ctx: ScenarioContext, target: string): Promis
   );
 }
 
+/** A replica away past the retained log, then, during its region resync, SIGKILL of the resync's source (the primary) or target. */
+function resyncCrash(victim: "source" | "target"): Scenario {
+  return {
+    name: `resync-${victim}-crash`,
+    criterion: `${COMMON}; region resync ran, was cut by SIGKILL of its ${victim}, and finished within ${RESYNC_BOUND_MS / 1000} s of healing`,
+    catches: ["resync-mark-early"],
+    workloadMs: (q) => (q ? 28_000 : 45_000),
+    // Few handoffs: each one stops the writes for a lease wait, and the bulk must get past the retained log.
+    slotMs: (q) => (q ? 12_000 : 15_000),
+    bulk: true,
+    async inject(ctx) {
+      await ctx.at(ctx.workloadMs * 0.05);
+      const p = await ctx.primary();
+      const target = ctx.followers(p)[0] ?? "n1";
+      ctx.facts["regionResync"] = await awayPastRetainedLog(ctx, target);
+      const killed = victim === "source" ? await ctx.primary() : target;
+      const f =
+        victim === "source"
+          ? ctx.fault("sigkill-resync-source", `SIGKILL ${killed} (primary, resync source) during ${target}'s region resync`, true)
+          : ctx.fault("sigkill-resync-target", `SIGKILL ${target} (resync target) during its region resync`);
+      await ctx.cluster.kill(killed, "SIGKILL");
+      await during(ctx, 1000, () => ctx.cluster.restart(killed));
+      f.end();
+    },
+    check: (ctx) => (ctx.facts["regionResync"] === true ? [] : ["no region resync was seen before the crash"]),
+  };
+}
+
 export const SCENARIOS: readonly Scenario[] = [
   {
     name: "primary-kill",
@@ -483,47 +511,8 @@ export const SCENARIOS: readonly Scenario[] = [
       return ctx.facts["diskFailed"] === true ? [] : ["the replica did not report DISK_FAILED"];
     },
   },
-  {
-    name: "resync-source-crash",
-    criterion: `${COMMON}; region resync ran, was cut by SIGKILL of its source, and finished within ${RESYNC_BOUND_MS / 1000} s of healing`,
-    catches: ["resync-mark-early"],
-    workloadMs: (q) => (q ? 28_000 : 45_000),
-    // Few handoffs: each one stops the writes for a lease wait, and the bulk must get past the retained log.
-    slotMs: (q) => (q ? 12_000 : 15_000),
-    bulk: true,
-    async inject(ctx) {
-      await ctx.at(ctx.workloadMs * 0.05);
-      const p = await ctx.primary();
-      const target = ctx.followers(p)[0] ?? "n1";
-      ctx.facts["regionResync"] = await awayPastRetainedLog(ctx, target);
-      const src = await ctx.primary();
-      const f = ctx.fault("sigkill-resync-source", `SIGKILL ${src} (primary, resync source) during ${target}'s region resync`, true);
-      await ctx.cluster.kill(src, "SIGKILL");
-      await during(ctx, 1000, () => ctx.cluster.restart(src));
-      f.end();
-    },
-    check: (ctx) => (ctx.facts["regionResync"] === true ? [] : ["no region resync was seen before the crash"]),
-  },
-  {
-    name: "resync-target-crash",
-    criterion: `${COMMON}; region resync ran, was cut by SIGKILL of its target, and finished within ${RESYNC_BOUND_MS / 1000} s of healing`,
-    catches: ["resync-mark-early"],
-    workloadMs: (q) => (q ? 28_000 : 45_000),
-    // Few handoffs: each one stops the writes for a lease wait, and the bulk must get past the retained log.
-    slotMs: (q) => (q ? 12_000 : 15_000),
-    bulk: true,
-    async inject(ctx) {
-      await ctx.at(ctx.workloadMs * 0.05);
-      const p = await ctx.primary();
-      const target = ctx.followers(p)[0] ?? "n1";
-      ctx.facts["regionResync"] = await awayPastRetainedLog(ctx, target);
-      const f = ctx.fault("sigkill-resync-target", `SIGKILL ${target} (resync target) during its region resync`);
-      await ctx.cluster.kill(target, "SIGKILL");
-      await during(ctx, 1000, () => ctx.cluster.restart(target));
-      f.end();
-    },
-    check: (ctx) => (ctx.facts["regionResync"] === true ? [] : ["no region resync was seen before the crash"]),
-  },
+  resyncCrash("source"),
+  resyncCrash("target"),
   {
     name: "rolling-restart",
     criterion: `${COMMON}; ${FAILOVER}; every node back in sync before the next stops`,

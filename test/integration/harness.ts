@@ -146,6 +146,26 @@ export function volnodeCommand(args: readonly string[]): { command: string; args
   return { command: process.execPath, args: [...VOLNODE_NODE_FLAGS, "--import", "tsx", VOLNODE, ...args] };
 }
 
+/** One call of the Admin service (proto/volume.proto) on `client`, failing after `deadlineMs`. */
+export function adminUnary<T>(client: Client, method: string, request: object, deadlineMs: number): Promise<T> {
+  const def = adminService().service[method];
+  if (def === undefined) return Promise.reject(new Error(`Admin has no method ${method}`));
+  return new Promise<T>((resolve, reject) => {
+    client.makeUnaryRequest(
+      def.path,
+      (m: object) => def.requestSerialize(m),
+      (b: Buffer) => def.responseDeserialize(b) as T,
+      request,
+      new Metadata(),
+      { deadline: Date.now() + deadlineMs },
+      (err: ServiceError | null, res?: T) => {
+        if (err !== null) reject(err);
+        else resolve(res as T);
+      },
+    );
+  });
+}
+
 export async function startCluster(opts: StartClusterOptions): Promise<TestCluster> {
   installExitHook();
   const ownDir = opts.dir === undefined;
@@ -246,22 +266,7 @@ export async function startCluster(opts: StartClusterOptions): Promise<TestClust
   };
 
   const adminCall = <T>(nodeId: string, method: string, request: object): Promise<T> => {
-    const def = adminService().service[method];
-    if (def === undefined) return Promise.reject(new Error(`Admin has no method ${method}`));
-    return new Promise<T>((resolve, reject) => {
-      adminClient(nodeId).makeUnaryRequest(
-        def.path,
-        (m: object) => def.requestSerialize(m),
-        (b: Buffer) => def.responseDeserialize(b) as T,
-        request,
-        new Metadata(),
-        { deadline: Date.now() + ADMIN_DEADLINE_MS },
-        (err: ServiceError | null, res?: T) => {
-          if (err !== null) reject(err);
-          else resolve(res as T);
-        },
-      );
-    });
+    return adminUnary<T>(adminClient(nodeId), method, request, ADMIN_DEADLINE_MS);
   };
 
   const cluster: TestCluster = {
