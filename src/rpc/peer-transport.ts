@@ -15,8 +15,13 @@
  * arrives from the peer for PEER_SILENCE_TIMEOUT_MS is opened again on this
  * side and closed on the peer's (a gap in a TCP stream, a link that went
  * dark without a reset: found by the fault benchmarks). Writes are batched: messages queue per peer and go out
- * together on the next turn of the event loop, consecutive appends of one
- * volume merged into one message (see coalesceAppends).
+ * together once the code that queued them is done (a microtask), consecutive
+ * appends of one volume merged into one message (see coalesceAppends). Not
+ * on the next turn of the event loop: a primary's local log write is
+ * started there (the store's group commit), and a small one is written and
+ * synced on the event loop, so the followers would get the records only
+ * after the primary's own sync; sent first, their syncs and the primary's
+ * overlap.
  */
 import {
   Client,
@@ -166,7 +171,7 @@ export class PeerTransport {
     link.queue.push({ volume, msg });
     if (!link.flushScheduled) {
       link.flushScheduled = true;
-      setImmediate(() => this.flush(link));
+      queueMicrotask(() => this.flush(link));
     }
   }
 
