@@ -11,6 +11,7 @@
  */
 import { Client, credentials, Metadata, type ServiceError } from "@grpc/grpc-js";
 import { spawn, type ChildProcess } from "node:child_process";
+import { readFileSync } from "node:fs";
 import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { createServer, type Server } from "node:net";
 import { tmpdir } from "node:os";
@@ -86,28 +87,63 @@ function installExitHook(): void {
 }
 
 /**
- * `count` distinct free loopback ports. All sockets stay bound until every
- * port is known: binding and closing one at a time can hand out the same
- * port twice.
+ * Ports below the kernel's ephemeral range (ip_local_port_range), where no
+ * outgoing connection and no listen(0) of any process takes a local port:
+ * a node's port stays free while the node is down, so a test that kills a
+ * node can start it again on the same port. (A port from listen(0) lies in
+ * the ephemeral range, and once its node was killed, the next outgoing
+ * connection of any test running alongside could take it: EADDRINUSE at
+ * the restart.) null where the range leaves too little room below it.
+ */
+const STABLE_PORTS: { readonly first: number; readonly count: number } | null = (() => {
+  let low = 32768;
+  try {
+    const [first] = readFileSync("/proc/sys/net/ipv4/ip_local_port_range", "utf8").trim().split(/\s+/).map(Number);
+    if (first !== undefined && Number.isInteger(first)) low = first;
+  } catch {
+    // Not Linux: the usual default.
+  }
+  const first = Math.max(10_000, low - 12_000);
+  return low - first >= 1_000 ? { first, count: low - first } : null;
+})();
+
+function listenOn(server: Server, port: number): Promise<number | null> {
+  return new Promise<number | null>((resolve, reject) => {
+    const onError = (err: NodeJS.ErrnoException): void => {
+      if (err.code === "EADDRINUSE" || err.code === "EACCES") resolve(null);
+      else reject(err);
+    };
+    server.once("error", onError);
+    server.listen(port, "127.0.0.1", () => {
+      server.off("error", onError);
+      const address = server.address();
+      if (address === null || typeof address === "string") reject(new Error("No port"));
+      else resolve(address.port);
+    });
+  });
+}
+
+/**
+ * `count` distinct free loopback ports for nodes, below the ephemeral range
+ * (see STABLE_PORTS), tried from a random point so that tests running at
+ * once rarely try the same ones. All sockets stay bound until every port is
+ * known: binding and closing one at a time can hand out the same port twice.
  */
 export async function freePorts(count: number): Promise<number[]> {
   const servers: Server[] = [];
   try {
     const ports: number[] = [];
-    for (let i = 0; i < count; i++) {
+    const range = STABLE_PORTS;
+    let next = range === null ? 0 : range.first + Math.floor(Math.random() * range.count);
+    for (let tries = 0; ports.length < count; tries++) {
+      if (range !== null && tries > 500) throw new Error(`No ${count} free ports from ${range.first} to ${range.first + range.count - 1}`);
       const server = createServer();
       server.unref();
+      const port = range === null ? 0 : range.first + ((next++ - range.first) % range.count);
+      const got = await listenOn(server, port);
+      if (got === null) continue;
       servers.push(server);
-      ports.push(
-        await new Promise<number>((resolve, reject) => {
-          server.once("error", reject);
-          server.listen(0, "127.0.0.1", () => {
-            const address = server.address();
-            if (address === null || typeof address === "string") reject(new Error("No port"));
-            else resolve(address.port);
-          });
-        }),
-      );
+      ports.push(got);
     }
     return ports;
   } finally {
