@@ -76,6 +76,8 @@ export class VolumeDriver {
   private readonly inbox: CoreEvent[] = [];
   private stepping = false;
   private tickQueued = false;
+  /** When the last tick was posted (monotonicMs). */
+  private lastTickMs = -Infinity;
   private readonly timer: NodeJS.Timeout;
   private nextReqId: RequestId = 1;
   private readonly waiting = new Map<RequestId, (r: AnyResult) => void>();
@@ -311,11 +313,19 @@ export class VolumeDriver {
   private postTick(): void {
     if (this.tickQueued) return;
     this.tickQueued = true;
-    this.post({ type: "tick", now: asTicks(monotonicMs()) });
+    this.lastTickMs = monotonicMs();
+    this.post({ type: "tick", now: asTicks(this.lastTickMs) });
   }
 
   private post(event: CoreEvent): void {
     if (this.failure !== null || this.closed) return;
+    // The core judges leases by the time of its last tick. After a pause of
+    // this process (a stalled VM, a long collection, SIGSTOP), a request or
+    // message read from a socket can come before the first timer of the
+    // woken process: it must not be judged by the time of the pause (a
+    // primary whose lease ran out meanwhile would serve a read). So a tick
+    // goes first whenever the timer is a tick late.
+    if (event.type !== "tick" && !this.tickQueued && monotonicMs() - this.lastTickMs >= TICK_MS) this.postTick();
     this.inbox.push(event);
     this.pump();
   }
