@@ -112,6 +112,14 @@ export class FaultCluster {
   private readonly admins = new Map<string, Client>();
   private readonly stopped = new Set<string>();
   private closed = false;
+  /** Children this cluster ended (or is ending) itself. */
+  private readonly expectedExits = new Set<ChildProcess>();
+  /**
+   * Nodes that exited without being ended by the scenario: a broken
+   * invariant of the core (volnode exits on one), a crash. Every entry fails
+   * the run.
+   */
+  readonly selfExits: string[] = [];
   /** --netns only. */
   private net: NetnsNetwork | null = null;
 
@@ -265,6 +273,8 @@ export class FaultCluster {
     this.stopped.delete(n.id);
     const exited = new Promise<ExitStatus>((resolve) => {
       child.on("exit", (code, signal) => {
+        if (!this.closed && !this.expectedExits.has(child)) this.selfExits.push(`volnode ${n.id} exited by itself (code ${code}, signal ${signal})${lastWords(n)}`);
+        this.expectedExits.delete(child);
         if (this.running.get(n.id)?.child === child) this.running.delete(n.id);
         if (n.pid === child.pid) n.pid = null;
         resolve({ code, signal });
@@ -287,6 +297,7 @@ export class FaultCluster {
           // --netns: `ip netns exec` must have exec'd volnode, or PIDs would name the wrong process.
           if (this.net !== null && !line.includes(`"pid":${child.pid}`)) {
             n.stderr += `\nvolnode ${n.id} logged another pid than its child's ${child.pid}: ${line}`;
+            this.expectedExits.add(child);
             child.kill("SIGKILL");
           } else onListening?.();
         }
@@ -304,6 +315,7 @@ export class FaultCluster {
     try {
       await withTimeout(ready, START_TIMEOUT_MS, `volnode ${n.id} start`);
     } catch (err) {
+      this.expectedExits.add(child);
       child.kill("SIGKILL");
       await exited;
       throw err;
@@ -314,6 +326,7 @@ export class FaultCluster {
   async kill(id: string, signal: NodeJS.Signals = "SIGKILL"): Promise<ExitStatus> {
     const r = this.running.get(id);
     if (r === undefined) throw new Error(`Node ${id} is not running`);
+    this.expectedExits.add(r.child);
     if (this.stopped.has(id)) r.child.kill("SIGCONT");
     this.stopped.delete(id);
     r.child.kill(signal);
@@ -374,6 +387,16 @@ export class FaultCluster {
     await Promise.all(this.allProxies().map((p) => p.close().catch(() => undefined)));
     await this.net?.destroy().catch((err: unknown) => process.stderr.write(`${String(err)}\n`));
   }
+}
+
+/** The node's fatal log line, else the end of its stderr, for a report. */
+function lastWords(n: FaultNode): string {
+  for (let i = n.lines.length - 1; i >= 0 && i >= n.lines.length - 50; i--) {
+    const line = n.lines[i] ?? "";
+    if (line.includes('"level":60')) return `: ${line.slice(0, 400)}`;
+  }
+  const err = n.stderr.trim();
+  return err === "" ? "" : `: ${err.slice(-400)}`;
 }
 
 /** --netns: a cut is an iptables DROP, TCP retransmits: the proxy's "stall" or "blackhole" only. */

@@ -75,7 +75,9 @@ export interface Scenario {
   /**
    * Planted bugs a quick run of this scenario was seen to catch (2026-11-26;
    * accept-stale-epoch and apply-uncommitted not in every run: it depends on
-   * whether the old primary sends an append of its epoch after it resumes).
+   * whether the old primary sends an append of its epoch after it resumes;
+   * zombie-primary no longer catches accept-stale-epoch since a woken primary
+   * judges its lease by the clock: 0 of 3 runs, primary-cut-from-peers 2 of 3).
    * Not caught by any scenario yet: no-lease-wait, base-any-replica,
    * count-inconsistent, repair-no-overlay.
    */
@@ -276,7 +278,7 @@ export const SCENARIOS: readonly Scenario[] = [
   {
     name: "zombie-primary",
     criterion: `${COMMON}; the stopped primary's writes after the takeover are refused`,
-    catches: ["accept-stale-epoch", "apply-uncommitted"],
+    catches: ["apply-uncommitted"],
     // The primary stops just before a handoff and stays stopped until its own client has failed
     // over (reply timeout) and the next client, whose first calls (through the stopped node) time
     // out, has taken the volume over through another node; then it resumes, with requests of

@@ -3,8 +3,8 @@
  * npm test: every scenario once, briefly, on real processes, must pass; and
  * a planted bug must make the scenarios meant to catch it fail, on the
  * criterion the bug breaks (ack-before-quorum here; accept-stale-epoch is
- * caught by zombie-primary only in some runs, as timing allows, so it is
- * not asserted). Reports go to a temp directory.
+ * caught by primary-cut-from-peers only in some runs, as timing allows, so
+ * it is not asserted). Reports go to a temp directory.
  */
 import { existsSync, readFileSync } from "node:fs";
 import { mkdtemp, rm } from "node:fs/promises";
