@@ -60,6 +60,8 @@ export interface VolumeDriverOptions {
 const TICK_MS = 10;
 const CHECKPOINT_INTERVAL_MS = 1000;
 const CHECKPOINT_RECORDS = 4096;
+/** Region bytes a resync target installs before it checkpoints them (as CHECKPOINT_RECORDS for records). */
+const CHECKPOINT_INSTALLED_BYTES = 32 * 1024 * 1024;
 /** The background scrub's pace: a 1 GiB volume is read through in about 17 minutes. */
 const SCRUB_BACKGROUND_BYTES_PER_SEC = 1024 * 1024;
 
@@ -90,6 +92,8 @@ export class VolumeDriver {
   /** throughLsn of the last apply issued: a region read after it reflects every record through it. */
   private lastApplyLsn: Lsn;
   private appliedSinceCheckpoint = 0;
+  /** Region bytes installed (resync) since the last checkpoint: held in the store's memory until one. */
+  private installedSinceCheckpoint = 0;
   private lastCheckpointMs: number;
   private readonly openedAt = monotonicMs();
   private scrub: { region: number; fast: boolean; startedMs: number; regionsDone: number; corruptFound: number } = {
@@ -377,6 +381,7 @@ export class VolumeDriver {
       }
       case "installRegion": {
         const p = store.installRegion(a.region, a.data, a.version, a.copiedAt);
+        this.installedSinceCheckpoint += a.data.length;
         this.dataBarrier = p.catch(() => undefined);
         return this.persist(a.token, p);
       }
@@ -640,10 +645,16 @@ export class VolumeDriver {
 
   private maybeCheckpoint(now: number): void {
     if (this.checkpointing || this.closing) return;
-    const due = this.appliedSinceCheckpoint >= CHECKPOINT_RECORDS || (this.appliedSinceCheckpoint > 0 && now - this.lastCheckpointMs >= CHECKPOINT_INTERVAL_MS);
+    // Installed regions count too: a resync of an idle volume applies no record, and would
+    // otherwise hold every region it copies in memory until the end.
+    const due =
+      this.appliedSinceCheckpoint >= CHECKPOINT_RECORDS ||
+      this.installedSinceCheckpoint >= CHECKPOINT_INSTALLED_BYTES ||
+      (this.appliedSinceCheckpoint + this.installedSinceCheckpoint > 0 && now - this.lastCheckpointMs >= CHECKPOINT_INTERVAL_MS);
     if (!due) return;
     this.checkpointing = true;
     this.appliedSinceCheckpoint = 0;
+    this.installedSinceCheckpoint = 0;
     this.lastCheckpointMs = now;
     this.track(this.store.checkpoint(), "checkpoint").then(
       () => {
