@@ -188,6 +188,9 @@ async function waitInSync(cluster: TestCluster, primary: string, follower: strin
   throw new Error(`${follower} was not back in sync within ${RESYNC_WAIT_MS} ms`);
 }
 
+/** Peak resident memory of the unthrottled resync's target (MiB), when the resync rows ran. */
+let resyncTargetRssMib: number | null = null;
+
 async function benchResync(cluster: TestCluster): Promise<Result[]> {
   const rows: Result[] = [];
   await cluster.createVolume("resync", RESYNC_VOLUME_BYTES / BLOCK);
@@ -207,7 +210,9 @@ async function benchResync(cluster: TestCluster): Promise<Result[]> {
       const unthrottled = await waitInSync(cluster, primary, follower);
       const mbps = Math.round(unthrottled.bytes / (unthrottled.ms / 1000) / 1e6);
       rows.push({ workload: "resync-unthrottled", target: "replivol", iops: 0, mbps, p50_us: 0, p99_us: 0 });
-      if (!json) console.error(`replivol resync unthrottled: ${unthrottled.bytes} bytes of regions in ${unthrottled.ms} ms, ${mbps} MB/s`);
+      // The target started afresh for the resync: its peak is the resync's.
+      resyncTargetRssMib = await peakRssMib(cluster.node(follower).pid);
+      if (!json) console.error(`replivol resync unthrottled: ${unthrottled.bytes} bytes of regions in ${unthrottled.ms} ms, ${mbps} MB/s; the target's peak RSS ${resyncTargetRssMib} MiB`);
 
       const quiet = await fg();
       rows.push({ workload: "randwrite-4k-qd32-no-resync", target: "replivol", ...quiet });
@@ -301,13 +306,13 @@ async function main(): Promise<void> {
   }
 
   if (json) {
-    console.log(JSON.stringify({ seconds, ramp_seconds: rampSeconds, results, rss_mib: rss }));
+    console.log(JSON.stringify({ seconds, ramp_seconds: rampSeconds, results, rss_mib: rss, ...(resyncTargetRssMib === null ? {} : { resync_target_rss_mib: resyncTargetRssMib }) }));
   } else {
     console.log(`${"workload".padEnd(20)}${"target".padEnd(10)}${"IOPS".padStart(9)}${"MB/s".padStart(7)}${"p50 µs".padStart(9)}${"p99 µs".padStart(9)}`);
     for (const r of results) {
       console.log(`${r.workload.padEnd(20)}${r.target.padEnd(10)}${String(r.iops).padStart(9)}${String(r.mbps).padStart(7)}${String(r.p50_us).padStart(9)}${String(r.p99_us).padStart(9)}`);
     }
-    console.log(`peak RSS (MiB): ${Object.entries(rss).map(([k, v]) => `${k} ${v}`).join(", ")}`);
+    console.log(`peak RSS (MiB): ${Object.entries(rss).map(([k, v]) => `${k} ${v}`).join(", ")}${resyncTargetRssMib === null ? "" : `; the resync target's ${resyncTargetRssMib}`}`);
   }
 }
 
