@@ -210,6 +210,7 @@ export class VolumeDriver {
    */
   readApplied(block: BlockIndex, blockCount: number): Promise<ReadResult & { readonly staleMs?: number }> {
     if (this.failure !== null) return Promise.resolve(this.failed());
+    this.freshenClock();
     const view = this.core.readOnlyView();
     if (!view.consistent) {
       return Promise.resolve({ ok: false, code: "NO_QUORUM", message: `The replica of ${this.name} on ${this.opts.nodeId} is being resynced: read through another replica` } satisfies RequestFailure);
@@ -323,15 +324,21 @@ export class VolumeDriver {
 
   private post(event: CoreEvent): void {
     if (this.failure !== null || this.closed) return;
-    // The core judges leases by the time of its last tick. After a pause of
-    // this process (a stalled VM, a long collection, SIGSTOP), a request or
-    // message read from a socket can come before the first timer of the
-    // woken process: it must not be judged by the time of the pause (a
-    // primary whose lease ran out meanwhile would serve a read). So a tick
-    // goes first whenever the timer is a tick late.
-    if (event.type !== "tick" && !this.tickQueued && monotonicMs() - this.lastTickMs >= TICK_MS) this.postTick();
+    if (event.type !== "tick") this.freshenClock();
     this.inbox.push(event);
     this.pump();
+  }
+
+  /**
+   * The core judges leases (and a read-only replica's staleness) by the
+   * time of its last tick. After a pause of this process (a stalled VM, a
+   * long collection, SIGSTOP), a request or message read from a socket can
+   * come before the first timer of the woken process: it must not be judged
+   * by the time of the pause (a primary whose lease ran out meanwhile would
+   * serve a read). So a tick goes first whenever the timer is a tick late.
+   */
+  private freshenClock(): void {
+    if (!this.tickQueued && monotonicMs() - this.lastTickMs >= TICK_MS) this.postTick();
   }
 
   /** Steps queued events one at a time; never re-entrant. */
