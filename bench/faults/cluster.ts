@@ -112,8 +112,8 @@ export class FaultCluster {
   private readonly admins = new Map<string, Client>();
   private readonly stopped = new Set<string>();
   private closed = false;
-  /** Children this cluster ended (or is ending) itself. */
-  private readonly expectedExits = new Set<ChildProcess>();
+  /** Children this cluster ends itself: "any" way (SIGKILL), or "clean" (SIGTERM: must exit 0). */
+  private readonly expectedExits = new Map<ChildProcess, "any" | "clean">();
   /**
    * Nodes that exited without being ended by the scenario: a broken
    * invariant of the core (volnode exits on one), a crash. Every entry fails
@@ -273,14 +273,20 @@ export class FaultCluster {
     this.stopped.delete(n.id);
     const exited = new Promise<ExitStatus>((resolve) => {
       child.on("exit", (code, signal) => {
-        if (!this.closed && !this.expectedExits.has(child)) this.selfExits.push(`volnode ${n.id} exited by itself (code ${code}, signal ${signal})${lastWords(n)}`);
-        this.expectedExits.delete(child);
         if (this.running.get(n.id)?.child === child) this.running.delete(n.id);
         if (n.pid === child.pid) n.pid = null;
         resolve({ code, signal });
       });
     });
     this.running.set(n.id, { child, exited });
+    // On "close", not "exit": its last log lines (a fatal one) are read by then.
+    child.on("close", (code, signal) => {
+      const expected = this.expectedExits.get(child);
+      this.expectedExits.delete(child);
+      if (this.closed || expected === "any" || (expected === "clean" && code === 0)) return;
+      const how = expected === "clean" ? "did not stop cleanly on SIGTERM" : "exited by itself";
+      this.selfExits.push(`volnode ${n.id} ${how} (code ${code}, signal ${signal})${lastWords(n)}`);
+    });
     let listening = false;
     let onListening: (() => void) | null = null;
     let partial = "";
@@ -297,7 +303,7 @@ export class FaultCluster {
           // --netns: `ip netns exec` must have exec'd volnode, or PIDs would name the wrong process.
           if (this.net !== null && !line.includes(`"pid":${child.pid}`)) {
             n.stderr += `\nvolnode ${n.id} logged another pid than its child's ${child.pid}: ${line}`;
-            this.expectedExits.add(child);
+            this.expectedExits.set(child, "any");
             child.kill("SIGKILL");
           } else onListening?.();
         }
@@ -315,7 +321,7 @@ export class FaultCluster {
     try {
       await withTimeout(ready, START_TIMEOUT_MS, `volnode ${n.id} start`);
     } catch (err) {
-      this.expectedExits.add(child);
+      this.expectedExits.set(child, "any");
       child.kill("SIGKILL");
       await exited;
       throw err;
@@ -326,7 +332,7 @@ export class FaultCluster {
   async kill(id: string, signal: NodeJS.Signals = "SIGKILL"): Promise<ExitStatus> {
     const r = this.running.get(id);
     if (r === undefined) throw new Error(`Node ${id} is not running`);
-    this.expectedExits.add(r.child);
+    this.expectedExits.set(r.child, signal === "SIGTERM" ? "clean" : "any");
     if (this.stopped.has(id)) r.child.kill("SIGCONT");
     this.stopped.delete(id);
     r.child.kill(signal);

@@ -621,7 +621,7 @@ async function runScenario(s: Scenario, runIndex: number, opts: FaultsOptions, w
     if (conv.checksums === null) failures.push(`replicas not in sync within ${RESYNC_BOUND_MS} ms after healing: ${conv.why}`);
     const extra = s.check === undefined ? [] : await s.check(ctx);
     failures.push(...extra);
-    failures.push(...c.selfExits);
+    for (const e of c.selfExits) if (!failures.includes(e)) failures.push(e);
 
     const all = [...events, ...faultEvents];
     const check = checkHistory(conv.checksums === null ? { events: all } : { events: all, finalChecksums: conv.checksums });
@@ -651,7 +651,7 @@ async function runScenario(s: Scenario, runIndex: number, opts: FaultsOptions, w
   } catch (err) {
     failures.push(`the run broke: ${err instanceof Error ? err.message : String(err)}`);
     // Often why it broke.
-    if (cluster !== null) failures.push(...cluster.selfExits);
+    if (cluster !== null) for (const e of cluster.selfExits) if (!failures.includes(e)) failures.push(e);
     log(`${s.name} #${runIndex + 1}: FAILED: ${failures.join(" | ")}`);
     return { scenario: s.name, run: runIndex, passed: false, failures, check: null, faults: faultEvents.length, failoverMs: [], resyncMs: 0, resyncBytes: 0, notes, events: [...events, ...faultEvents], startNs, skipped: false };
   } finally {
