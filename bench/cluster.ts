@@ -210,7 +210,7 @@ async function benchResync(cluster: TestCluster): Promise<Result[]> {
       const unthrottled = await waitInSync(cluster, primary, follower);
       const mbps = Math.round(unthrottled.bytes / (unthrottled.ms / 1000) / 1e6);
       rows.push({ workload: "resync-unthrottled", target: "replivol", iops: 0, mbps, p50_us: 0, p99_us: 0 });
-      // The target started afresh for the resync: its peak is the resync's.
+      // The target started afresh for the resync: its peak is the resync's (and its restart's: an upper bound).
       resyncTargetRssMib = await peakRssMib(cluster.node(follower).pid);
       if (!json) console.error(`replivol resync unthrottled: ${unthrottled.bytes} bytes of regions in ${unthrottled.ms} ms, ${mbps} MB/s; the target's peak RSS ${resyncTargetRssMib} MiB`);
 

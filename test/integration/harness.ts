@@ -89,8 +89,10 @@ function installExitHook(): void {
 /**
  * Ports below the kernel's ephemeral range (ip_local_port_range), where no
  * outgoing connection and no listen(0) of any process takes a local port:
- * a node's port stays free while the node is down, so a test that kills a
- * node can start it again on the same port. (A port from listen(0) lies in
+ * a node's port stays free while the node is down (unless another test
+ * running alongside happens to pick the same one from the 12,000: each
+ * starts at a random point), so a test that kills a node can start it
+ * again on the same port. (A port from listen(0) lies in
  * the ephemeral range, and once its node was killed, the next outgoing
  * connection of any test running alongside could take it: EADDRINUSE at
  * the restart.) null where the range leaves too little room below it.
