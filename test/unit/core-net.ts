@@ -19,12 +19,13 @@ export class Net {
   private readonly queue: { to: NodeId; ev: CoreEvent }[] = [];
   now = 0;
 
-  constructor() {
+  /** `logRetainedRecordsMax`: how many applied records each core keeps for catch-up. */
+  constructor(logRetainedRecordsMax?: number) {
     for (const id of ids) {
       this.cores.set(
         id,
         new ReplicaCore(
-          { nodeId: id, config, regionBlocks: 4 },
+          { nodeId: id, config, regionBlocks: 4, ...(logRetainedRecordsMax === undefined ? {} : { logRetainedRecordsMax }) },
           { promisedEpoch: asEpoch(0), commitLsn: asLsn(0), consistent: true, consistentThrough: null, unsurePastHead: false, sessions: [], logBase: VERSION_ZERO, records: [], appliedLsn: asLsn(0), regionVersions: [VERSION_ZERO, VERSION_ZERO], now: asTicks(0) },
         ),
       );
@@ -77,8 +78,8 @@ export class Net {
 }
 
 /** n1 the active primary of client "app", epoch 1. */
-export function activePrimary(): Net {
-  const net = new Net();
+export function activePrimary(logRetainedRecordsMax?: number): Net {
+  const net = new Net(logRetainedRecordsMax);
   expect(net.mount(ids[0] as NodeId, 1, asClientId("app"))).toMatchObject({ ok: true, epoch: 1 });
   net.tick(50);
   return net;
