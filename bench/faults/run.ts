@@ -73,6 +73,7 @@
  * Every process and proxy started here is ended by PID whatever happens.
  */
 import { spawn, execFileSync, type ChildProcess } from "node:child_process";
+import { Command, CommanderError } from "commander";
 import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import * as path from "node:path";
@@ -779,83 +780,80 @@ function fail(message: string): never {
   throw new Error(message);
 }
 
+/** A whole number from `min` to `max`, for a flag's value. */
+function wholeNumber(flag: string, min: number, max: number): (v: string) => number {
+  return (v) => {
+    const n = Number(v);
+    return Number.isSafeInteger(n) && n >= min && n <= max ? n : fail(`${flag} takes a whole number from ${min} to ${max}`);
+  };
+}
+
+function oneOf<T extends string>(flag: string, values: readonly T[]): (v: string) => T {
+  return (v) => (values.includes(v as T) ? (v as T) : fail(`${flag} is ${values.join(" or ")}`));
+}
+
+/** NAME[,NAME], repeatable. */
+const names = (v: string, previous: string[] | undefined): string[] => [...(previous ?? []), ...v.split(",").filter((x) => x !== "")];
+
 function parseArgs(argv: readonly string[]): FaultsOptions & { json: boolean } {
-  let quick = false;
-  let runs: number | null = null;
-  let scenarios: string[] | null = null;
-  const bugs: string[] = [];
-  let outDir: string | null = path.join(ROOT, "bench/results");
-  let json = false;
-  let keep = false;
-  let partition: "stall" | "blackhole" = "stall";
-  let mountRetryMs: number | undefined;
-  let lossy: "reset" | "drop" = "reset";
-  let parallel: number | null = null;
-  let netns = false;
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i] ?? "";
-    const value = (): string => argv[++i] ?? fail(`${a} needs a value`);
-    switch (a) {
-      case "--quick":
-        quick = true;
-        break;
-      case "--runs":
-        runs = Number(value());
-        if (!Number.isSafeInteger(runs) || runs < 1 || runs > 1000) fail("--runs takes a whole number from 1 to 1000");
-        break;
-      case "--scenario":
-        scenarios = [...(scenarios ?? []), ...value().split(",").filter((x) => x !== "")];
-        break;
-      case "--bug":
-        bugs.push(...value().split(",").filter((x) => x !== ""));
-        break;
-      case "--out":
-        outDir = path.resolve(value());
-        break;
-      case "--no-report":
-        outDir = null;
-        break;
-      case "--json":
-        json = true;
-        break;
-      case "--partition": {
-        const v = value();
-        if (v !== "stall" && v !== "blackhole") fail("--partition is stall or blackhole");
-        partition = v;
-        break;
-      }
-      case "--parallel":
-        parallel = Number(value());
-        if (!Number.isSafeInteger(parallel) || parallel < 1 || parallel > 8) fail("--parallel takes a whole number from 1 to 8");
-        break;
-      case "--lossy": {
-        const v = value();
-        if (v !== "reset" && v !== "drop") fail("--lossy is reset or drop");
-        lossy = v;
-        break;
-      }
-      case "--mount-retry-ms":
-        mountRetryMs = Number(value());
-        if (!Number.isSafeInteger(mountRetryMs) || mountRetryMs < 0 || mountRetryMs > 60_000) fail("--mount-retry-ms takes a whole number from 0 to 60000");
-        break;
-      case "--keep":
-        keep = true;
-        break;
-      case "--netns": {
-        const why = netnsUnavailable();
-        if (why !== null) fail(why);
-        netns = true;
-        break;
-      }
-      case "--help":
-        process.stdout.write(`usage: npm run bench:faults -- [--quick] [--runs N] [--scenario NAME[,NAME]] [--bug NAME[,NAME]] [--json] [--out DIR] [--no-report] [--keep] [--partition stall|blackhole] [--lossy reset|drop] [--parallel N] [--mount-retry-ms MS] [--netns]\nscenarios: ${SCENARIOS.map((s) => s.name).join(", ")}\nbugs: ${Object.keys(PLANTED_BUG_NAMES).join(", ")}\n`);
-        process.exit(0);
-        break;
-      default:
-        fail(`Unknown option ${a}: see --help`);
-    }
+  const program = new Command("bench:faults")
+    .description("Fault scenarios on real volnode processes, checked against the recorded history")
+    .option("--quick", "every scenario once, briefly (part of npm test)")
+    .option("--runs <n>", "runs of each scenario", wholeNumber("--runs", 1, 1000))
+    .option("--scenario <names>", "only these scenarios (NAME[,NAME])", names)
+    .option("--bug <names>", "planted bugs in the nodes (NAME[,NAME])", names)
+    .option("--json", "print the rows as JSON")
+    .option("--out <dir>", "where the report goes", path.join(ROOT, "bench/results"))
+    .option("--no-report", "write no report")
+    .option("--keep", "keep the runs' directories and node logs")
+    .option("--partition <kind>", "how a cut link fails: stall or blackhole", oneOf("--partition", ["stall", "blackhole"] as const), "stall")
+    .option("--lossy <kind>", "how a lossy link loses: reset or drop", oneOf("--lossy", ["reset", "drop"] as const), "reset")
+    .option("--parallel <n>", "scenarios run at once", wholeNumber("--parallel", 1, 8))
+    .option("--mount-retry-ms <ms>", "the clients' mount retry interval", wholeNumber("--mount-retry-ms", 0, 60_000))
+    .option("--netns", "each node in its own network namespace, links cut with iptables (root)")
+    .addHelpText("after", `\nscenarios: ${SCENARIOS.map((s) => s.name).join(", ")}\nbugs: ${Object.keys(PLANTED_BUG_NAMES).join(", ")}`)
+    .exitOverride()
+    .configureOutput({ writeErr: () => undefined });
+  try {
+    program.parse(argv, { from: "user" });
+  } catch (err) {
+    if (err instanceof CommanderError && err.code === "commander.helpDisplayed") process.exit(0);
+    throw new Error(err instanceof CommanderError ? `${err.message.replace(/^error: /, "")}: see --help` : (err as Error).message);
   }
-  return { quick, runs: runs ?? 1, scenarios, bugs, outDir, keep, json, partition, lossy, parallel: parallel ?? (quick ? QUICK_PARALLEL : 1), ...(mountRetryMs === undefined ? {} : { mountRetryMs }), ...(netns ? { netns } : {}) };
+  const o = program.opts<{
+    quick?: true;
+    runs?: number;
+    scenario?: string[];
+    bug?: string[];
+    json?: true;
+    out: string;
+    report: boolean;
+    keep?: true;
+    partition: "stall" | "blackhole";
+    lossy: "reset" | "drop";
+    parallel?: number;
+    mountRetryMs?: number;
+    netns?: true;
+  }>();
+  if (o.netns === true) {
+    const why = netnsUnavailable();
+    if (why !== null) fail(why);
+  }
+  const quick = o.quick === true;
+  return {
+    quick,
+    runs: o.runs ?? 1,
+    scenarios: o.scenario ?? null,
+    bugs: o.bug ?? [],
+    outDir: o.report ? path.resolve(o.out) : null,
+    keep: o.keep === true,
+    json: o.json === true,
+    partition: o.partition,
+    lossy: o.lossy,
+    parallel: o.parallel ?? (quick ? QUICK_PARALLEL : 1),
+    ...(o.mountRetryMs === undefined ? {} : { mountRetryMs: o.mountRetryMs }),
+    ...(o.netns === true ? { netns: true } : {}),
+  };
 }
 
 function table(rows: readonly ScenarioRow[]): string {
