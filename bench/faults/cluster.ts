@@ -25,7 +25,7 @@ import { spawn, type ChildProcess } from "node:child_process";
 import { mkdir, writeFile } from "node:fs/promises";
 import * as path from "node:path";
 import { fileURLToPath } from "node:url";
-import { adminUnary, freePorts, volnodeCommand, withTimeout } from "../../test/integration/harness.js";
+import { adminUnary, followOutput, freePorts, isListeningLine, volnodeCommand, withTimeout } from "../../test/integration/harness.js";
 import { FaultProxy, type DirectionSelector, type Fault } from "../../tools/fault-proxy.js";
 import { NetnsNetwork } from "./netns.js";
 
@@ -289,29 +289,15 @@ export class FaultCluster {
     });
     let listening = false;
     let onListening: (() => void) | null = null;
-    let partial = "";
-    child.stdout?.setEncoding("utf8");
-    child.stdout?.on("data", (chunk: string) => {
-      partial += chunk;
-      for (let nl = partial.indexOf("\n"); nl >= 0; nl = partial.indexOf("\n")) {
-        const line = partial.slice(0, nl);
-        partial = partial.slice(nl + 1);
-        n.lines.push(line);
-        if (n.lines.length > 2000) n.lines.splice(0, n.lines.length - 2000);
-        if (!listening && line.includes('"msg":"listening"')) {
-          listening = true;
-          // --netns: `ip netns exec` must have exec'd volnode, or PIDs would name the wrong process.
-          if (this.net !== null && !line.includes(`"pid":${child.pid}`)) {
-            n.stderr += `\nvolnode ${n.id} logged another pid than its child's ${child.pid}: ${line}`;
-            this.expectedExits.set(child, "any");
-            child.kill("SIGKILL");
-          } else onListening?.();
-        }
-      }
-    });
-    child.stderr?.setEncoding("utf8");
-    child.stderr?.on("data", (chunk: string) => {
-      n.stderr = (n.stderr + chunk).slice(-8000);
+    followOutput(child, n, 2000, (line) => {
+      if (listening || !isListeningLine(line)) return;
+      listening = true;
+      // --netns: `ip netns exec` must have exec'd volnode, or PIDs would name the wrong process.
+      if (this.net !== null && !line.includes(`"pid":${child.pid}`)) {
+        n.stderr += `\nvolnode ${n.id} logged another pid than its child's ${child.pid}: ${line}`;
+        this.expectedExits.set(child, "any");
+        child.kill("SIGKILL");
+      } else onListening?.();
     });
     const ready = new Promise<void>((resolve, reject) => {
       onListening = resolve;

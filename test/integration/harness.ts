@@ -184,6 +184,35 @@ export function volnodeCommand(args: readonly string[]): { command: string; args
   return { command: process.execPath, args: [...VOLNODE_NODE_FLAGS, "--import", "tsx", VOLNODE, ...args] };
 }
 
+/**
+ * Keeps a volnode's stdout (pino JSON) as lines in `n.lines`, the last
+ * `linesKept`, calling `onLine` with each, and the end of its stderr in
+ * `n.stderr`.
+ */
+export function followOutput(child: ChildProcess, n: { readonly lines: string[]; stderr: string }, linesKept: number, onLine: (line: string) => void): void {
+  let partial = "";
+  child.stdout?.setEncoding("utf8");
+  child.stdout?.on("data", (chunk: string) => {
+    partial += chunk;
+    for (let nl = partial.indexOf("\n"); nl >= 0; nl = partial.indexOf("\n")) {
+      const line = partial.slice(0, nl);
+      partial = partial.slice(nl + 1);
+      n.lines.push(line);
+      if (n.lines.length > linesKept) n.lines.splice(0, n.lines.length - linesKept);
+      onLine(line);
+    }
+  });
+  child.stderr?.setEncoding("utf8");
+  child.stderr?.on("data", (chunk: string) => {
+    n.stderr = (n.stderr + chunk).slice(-8000);
+  });
+}
+
+/** volnode's log line saying it accepts connections. */
+export function isListeningLine(line: string): boolean {
+  return line.includes('"msg":"listening"');
+}
+
 /** One call of the Admin service (proto/volume.proto) on `client`, failing after `deadlineMs`. */
 export function adminUnary<T>(client: Client, method: string, request: object, deadlineMs: number): Promise<T> {
   const def = adminService().service[method];
@@ -249,24 +278,11 @@ export async function startCluster(opts: StartClusterOptions): Promise<TestClust
     running.set(n.id, { child, exited });
     let listening = false;
     const listeners = new Set<() => void>();
-    let partial = "";
-    child.stdout?.setEncoding("utf8");
-    child.stdout?.on("data", (chunk: string) => {
-      partial += chunk;
-      for (let nl = partial.indexOf("\n"); nl >= 0; nl = partial.indexOf("\n")) {
-        const line = partial.slice(0, nl);
-        partial = partial.slice(nl + 1);
-        n.lines.push(line);
-        if (n.lines.length > OUTPUT_LINES_KEPT) n.lines.splice(0, n.lines.length - OUTPUT_LINES_KEPT);
-        if (!listening && line.includes('"msg":"listening"')) {
-          listening = true;
-          for (const l of listeners) l();
-        }
+    followOutput(child, n, OUTPUT_LINES_KEPT, (line) => {
+      if (!listening && isListeningLine(line)) {
+        listening = true;
+        for (const l of listeners) l();
       }
-    });
-    child.stderr?.setEncoding("utf8");
-    child.stderr?.on("data", (chunk: string) => {
-      n.stderr = (n.stderr + chunk).slice(-8000);
     });
     const ready = new Promise<void>((resolve, reject) => {
       listeners.add(resolve);
