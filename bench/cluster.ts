@@ -188,11 +188,10 @@ async function waitInSync(cluster: TestCluster, primary: string, follower: strin
   throw new Error(`${follower} was not back in sync within ${RESYNC_WAIT_MS} ms`);
 }
 
-/** Peak resident memory of the unthrottled resync's target (MiB), when the resync rows ran. */
-let resyncTargetRssMib: number | null = null;
-
-async function benchResync(cluster: TestCluster): Promise<Result[]> {
+/** The resync rows, and the peak resident memory of the unthrottled resync's target (MiB). */
+async function benchResync(cluster: TestCluster): Promise<{ rows: Result[]; targetRssMib: number }> {
   const rows: Result[] = [];
+  let targetRssMib = 0;
   await cluster.createVolume("resync", RESYNC_VOLUME_BYTES / BLOCK);
   const client = await connect({ cluster: cluster.clusterFile });
   try {
@@ -211,8 +210,8 @@ async function benchResync(cluster: TestCluster): Promise<Result[]> {
       const mbps = Math.round(unthrottled.bytes / (unthrottled.ms / 1000) / 1e6);
       rows.push({ workload: "resync-unthrottled", target: "replivol", iops: 0, mbps, p50_us: 0, p99_us: 0 });
       // The target started afresh for the resync: its peak is the resync's (and its restart's: an upper bound).
-      resyncTargetRssMib = await peakRssMib(cluster.node(follower).pid);
-      if (!json) console.error(`replivol resync unthrottled: ${unthrottled.bytes} bytes of regions in ${unthrottled.ms} ms, ${mbps} MB/s; the target's peak RSS ${resyncTargetRssMib} MiB`);
+      targetRssMib = await peakRssMib(cluster.node(follower).pid);
+      if (!json) console.error(`replivol resync unthrottled: ${unthrottled.bytes} bytes of regions in ${unthrottled.ms} ms, ${mbps} MB/s; the target's peak RSS ${targetRssMib} MiB`);
 
       const quiet = await fg();
       rows.push({ workload: "randwrite-4k-qd32-no-resync", target: "replivol", ...quiet });
@@ -235,7 +234,7 @@ async function benchResync(cluster: TestCluster): Promise<Result[]> {
   } finally {
     await client.close();
   }
-  return rows;
+  return { rows, targetRssMib };
 }
 
 async function peakRssMib(pid: number | null): Promise<number> {
@@ -250,6 +249,7 @@ async function main(): Promise<void> {
   const payload = (n: number): Buffer => randomBytes(n);
   const cluster = await startCluster({ nodes: 3 });
   let rss: Record<string, number> = {};
+  let resyncTargetRssMib: number | null = null;
   try {
     const blockCount = VOLUME_BYTES / BLOCK;
     await cluster.createVolume("bench", blockCount);
@@ -276,7 +276,11 @@ async function main(): Promise<void> {
       await client.close();
     }
     rss = Object.fromEntries(await Promise.all(cluster.nodes.map(async (n) => [n.id, await peakRssMib(n.pid)] as const)));
-    if (withResync) results.push(...(await benchResync(cluster)));
+    if (withResync) {
+      const r = await benchResync(cluster);
+      results.push(...r.rows);
+      resyncTargetRssMib = r.targetRssMib;
+    }
   } finally {
     await cluster.stop();
   }
