@@ -41,6 +41,14 @@ export interface MountOptions {
    * the library on its own: without it a live mount fails with VolumeBusyError.
    */
   readonly takeover?: boolean;
+  /**
+   * The node to mount through first, by id (typically the node this process
+   * runs on, whose primary then serves it over loopback); when it holds no
+   * replica of the volume or cannot mount it, the others are tried in the
+   * replica set's order. Failovers try it first too, unless it is the
+   * primary that failed. Default: the replica set's order.
+   */
+  readonly via?: string;
   /** Aborts the mount attempt. */
   readonly signal?: AbortSignal;
 }
@@ -207,12 +215,17 @@ export class Cluster {
     checkVolumeName(name);
     if (options.mode !== "rw" && options.mode !== "ro") throw new InvalidArgumentError(`Mount mode is "rw" or "ro", not ${String(options.mode)}`);
     if (this.mounted.has(name)) throw new VolumeBusyError(`Volume ${name} is already mounted by this client: close it first`);
+    const via = options.via ?? null;
+    if (via !== null && !this.nodes.some((n) => n.id === via)) {
+      throw new InvalidArgumentError(`Mount option via names node ${via}, which the cluster file does not list: nodes are ${this.nodes.map((n) => n.id).join(", ")}`);
+    }
     try {
       const mounted = await mountSomewhere(this.host, {
         volume: name,
         takeover: options.takeover === true,
         readOnly: options.mode === "ro",
         deadline: Date.now() + clientLimits.failoverTimeoutMs,
+        via,
         avoid: null,
         retryBusy: false,
         attemptsMax: clientLimits.failoverAttemptsMax,
@@ -221,7 +234,7 @@ export class Cluster {
       });
       this.checkOpen();
       if (this.mounted.has(name)) throw new VolumeBusyError(`Volume ${name} is already mounted by this client: close it first`);
-      const volume = new Volume(this.host, { name, readOnly: options.mode === "ro", mounted });
+      const volume = new Volume(this.host, { name, readOnly: options.mode === "ro", mounted, via });
       this.mounted.set(name, volume);
       return volume;
     } catch (e) {

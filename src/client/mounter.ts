@@ -21,6 +21,8 @@ export interface MountPlan {
   readonly readOnly: boolean;
   /** Epoch milliseconds (Date.now) after which no new attempt starts. */
   readonly deadline: number;
+  /** Tried first, unless it is `avoid` (MountOptions.via). */
+  readonly via: string | null;
   /** Tried last (the primary that just failed). */
   readonly avoid: string | null;
   /**
@@ -37,6 +39,16 @@ export interface MountPlan {
 export interface Mounted {
   readonly node: string;
   readonly reply: MountReplyMessage;
+}
+
+/**
+ * The nodes a mount is tried through, in order: `via` first (when it holds a
+ * replica and is not `avoid`), then the replica set's order, `avoid` last.
+ */
+export function mountOrder(replicas: readonly string[], via: string | null, avoid: string | null): string[] {
+  const first = via !== null && via !== avoid && replicas.includes(via) ? [via] : [];
+  const last = avoid !== null && replicas.includes(avoid) ? [avoid] : [];
+  return [...first, ...replicas.filter((n) => !first.includes(n) && !last.includes(n)), ...last];
 }
 
 export class MountFailed extends Error {
@@ -70,7 +82,7 @@ export async function mountSomewhere(host: MountHost, plan: MountPlan): Promise<
       if (rounds < plan.roundsMax) await pause(plan);
       continue;
     }
-    const order = plan.avoid !== null && replicas.includes(plan.avoid) ? [...replicas.filter((n) => n !== plan.avoid), plan.avoid] : replicas;
+    const order = mountOrder(replicas, plan.via, plan.avoid);
     const redirects: string[] = [];
     const tried = new Set<string>();
     notFound = 0;

@@ -88,6 +88,8 @@ export interface VolumeInit {
   readonly name: string;
   readonly readOnly: boolean;
   readonly mounted: Mounted;
+  /** MountOptions.via: failovers try it first too (unless it is the primary that failed). */
+  readonly via: string | null;
 }
 
 const isWriteLike = (k: OpKind): boolean => k === "write" || k === "trim" || k === "writeZeroes";
@@ -108,6 +110,7 @@ export class Volume extends EventEmitter<VolumeEvents> {
   readonly readOnly: boolean;
 
   private readonly host: VolumeHost;
+  private readonly via: string | null;
   private state: VolumeState = "mounted";
   private currentEpoch: number;
   private primaryNode: string;
@@ -131,6 +134,7 @@ export class Volume extends EventEmitter<VolumeEvents> {
     this.host = host;
     this.name = init.name;
     this.readOnly = init.readOnly;
+    this.via = init.via;
     const r = init.mounted.reply;
     assert(r.blockSize > 0 && Number.isSafeInteger(r.blockCount * r.blockSize), `Mount of ${init.name} reported a bad size`);
     this.blockSize = r.blockSize;
@@ -519,6 +523,7 @@ export class Volume extends EventEmitter<VolumeEvents> {
         takeover: false,
         readOnly: this.readOnly,
         deadline: startedAt + clientLimits.failoverTimeoutMs,
+        via: this.via,
         avoid: from,
         retryBusy: true,
         attemptsMax: clientLimits.failoverAttemptsMax,

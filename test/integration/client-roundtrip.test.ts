@@ -121,4 +121,17 @@ describe("client library round trip", () => {
     expect(new Set(seen).size, `applied points ${seen.join(", ")}`).toBe(1);
     volume = await cluster.mount("rt", { mode: "rw" });
   });
+
+  it("mounts through the node named by via, and refuses a node the cluster file does not list", async () => {
+    const data = randomBytes(BLOCK);
+    await volume.write(300_000, data);
+    await volume.close();
+    const last = c.nodes[c.nodes.length - 1]?.id ?? "";
+    volume = await cluster.mount("rt", { mode: "rw", via: last });
+    expect(volume.primary).toBe(last);
+    expect(Buffer.from(await volume.read(300_000, BLOCK)).equals(data)).toBe(true);
+    await volume.close();
+    await expect(cluster.mount("rt", { mode: "rw", via: "nowhere" })).rejects.toBeInstanceOf(InvalidArgumentError);
+    volume = await cluster.mount("rt", { mode: "rw" });
+  });
 });
