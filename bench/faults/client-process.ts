@@ -5,9 +5,10 @@
  *   (stdin) start <startNs> <endNs> <ClientProcessConfig as JSON>
  *
  * It takes the volume over read-write at the start of each of its slots
- * (slot k belongs to client k mod slots), and while it holds the mount it
- * issues reads and writes over the hot blocks at a fixed queue depth, each
- * write a fresh self-describing value (value.ts). When another client's
+ * (slot k belongs to client k mod slots), through its `via` node first when
+ * it has one, and while it holds the mount it issues reads and writes over
+ * the hot blocks at a fixed queue depth (`readers` of its workers only
+ * read), each write a fresh self-describing value (value.ts). When another client's
  * takeover fences it, it records the FENCED outcomes, closes, and waits for
  * its next slot. Every operation goes to its own JSON-lines history file
  * (history.ts), flushed every FLUSH_MS and at exit. Times are
@@ -45,6 +46,15 @@ export interface ClientProcessConfig {
   readonly blockSize: number;
   /** Pause between takeover attempts within a slot. */
   readonly mountRetryMs: number;
+  /** The node this client mounts through first (MountOptions.via), or null for the replica set's order. */
+  readonly via: string | null;
+  /**
+   * Workers (of `depth`) that only read. With readers, client k writes only
+   * the hot blocks b with b mod slots = k, and its readers read only the
+   * others' blocks: a read waits for the writes to its block, so a write of
+   * its own waiting for a quorum never holds its readers up.
+   */
+  readonly readers: number;
 }
 
 const FLUSH_MS = 200;
@@ -156,10 +166,13 @@ async function runIo(vol: Volume): Promise<void> {
     const invokeNs = completeNs - BigInt(Math.max(0, Math.round(e.pauseMs))) * 1_000_000n;
     record({ type: "mount", process: cfg().process, invokeNs, completeNs, outcome: "ok", epoch: e.epoch, takeover: false });
   });
-  const worker = async (): Promise<void> => {
+  const c = cfg();
+  const own = Array.from({ length: c.hotBlocks }, (_, b) => b).filter((b) => c.readers === 0 || b % c.slots === c.slotIndex);
+  const others = Array.from({ length: c.hotBlocks }, (_, b) => b).filter((b) => !own.includes(b));
+  const pick = (from: readonly number[]): number => from[Math.floor(Math.random() * from.length)] ?? 0;
+  const worker = async (readsOnly: boolean): Promise<void> => {
     while (!fenced && shouldRun()) {
-      const block = Math.floor(Math.random() * cfg().hotBlocks);
-      const ok = Math.random() < cfg().writeFraction ? await writeOnce(vol, block) : await readOnce(vol, block);
+      const ok = readsOnly ? await readOnce(vol, pick(others)) : Math.random() < c.writeFraction ? await writeOnce(vol, pick(own)) : await readOnce(vol, pick(own));
       if (!ok && !fenced) await sleep(ERROR_PAUSE_MS);
     }
   };
@@ -182,7 +195,7 @@ async function runIo(vol: Volume): Promise<void> {
       }
     }
   };
-  await Promise.all([...Array.from({ length: cfg().depth }, worker), ...Array.from({ length: BULK_DEPTH }, bulkWorker)]);
+  await Promise.all([...Array.from({ length: cfg().depth }, (_, i) => worker(i < cfg().readers)), ...Array.from({ length: BULK_DEPTH }, bulkWorker)]);
 }
 
 async function mountInSlot(cluster: Cluster, slotEndNs: bigint): Promise<Volume | null> {
@@ -196,7 +209,8 @@ async function mountInSlot(cluster: Cluster, slotEndNs: bigint): Promise<Volume 
     };
     inFlight.add(abandon);
     try {
-      const vol = await cluster.mount(cfg().volume, { mode: "rw", takeover: true });
+      const via = cfg().via;
+      const vol = await cluster.mount(cfg().volume, { mode: "rw", takeover: true, ...(via === null ? {} : { via }) });
       if (!done) record({ type: "mount", process: cfg().process, invokeNs, completeNs: now(), outcome: "ok", epoch: vol.epoch, takeover: true });
       return vol;
     } catch (err) {

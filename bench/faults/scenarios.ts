@@ -10,6 +10,7 @@ import { readdir, rm, unlink, writeFile } from "node:fs/promises";
 import * as path from "node:path";
 import { noQuorumBoundMs, clientLimits } from "../../src/client/index.js";
 import { limits } from "../../src/core/limits.js";
+import { PEER_SILENCE_TIMEOUT_MS } from "../../src/rpc/peer-transport.js";
 import type { FollowerStatusWire, ReplicaStatusWire } from "../../src/rpc/volume-wire.js";
 import type { Fault } from "../../tools/fault-proxy.js";
 import type { FaultCluster } from "./cluster.js";
@@ -74,17 +75,26 @@ export interface Scenario {
   readonly criterion: string;
   /**
    * Planted bugs a quick run of this scenario was seen to catch (2026-11-26;
-   * accept-stale-epoch and apply-uncommitted not in every run: it depends on
-   * whether the old primary sends an append of its epoch after it resumes;
-   * zombie-primary no longer catches accept-stale-epoch since a woken primary
-   * judges its lease by the clock: 0 of 3 runs, primary-cut-from-peers 2 of 3).
-   * Not caught by any scenario yet: no-lease-wait, base-any-replica,
+   * accept-stale-epoch and apply-uncommitted not in every run of
+   * primary-cut-from-peers and zombie-primary: it depends on whether the old
+   * primary's appends of its epoch reach a follower after the new mount
+   * (primary-cut-from-peers 2 of 3 runs; zombie-primary 0 of 3 since a woken
+   * primary judges its lease by the clock); takeover-cut-primary caught it in
+   * 3 of 3, and no-lease-wait in 3 of 3; takeover-lagging-replica caught
+   * base-any-replica in 3 of 3). Not caught by any scenario yet:
    * count-inconsistent, repair-no-overlay.
    */
   readonly catches: readonly string[];
   readonly needsRoot?: boolean;
   /** Workload length in ms. */
   workloadMs(quick: boolean): number;
+  /**
+   * The client processes, when not run.ts's default: `via[k]` is the node
+   * client k mounts through first (else the replica set's order), `readers`
+   * the workers of each client that only read (else none: every worker reads
+   * and writes).
+   */
+  readonly clients?: { readonly via?: readonly string[]; readonly readers?: number };
   /** Handoff slot length in ms, when not run.ts's default. */
   slotMs?(quick: boolean): number;
   /** Before the workload: corrupt files, mount tmpfs, ... */
@@ -342,6 +352,60 @@ export const SCENARIOS: readonly Scenario[] = [
       for (const o of ctx.followers(p)) ctx.cluster.cutOneWay(p, o, ctx.partition);
       await during(ctx, ms, () => ctx.cluster.healNetwork());
       f.end();
+    },
+  },
+  {
+    name: "takeover-cut-primary",
+    criterion: `${COMMON}; ${FAILOVER}`,
+    catches: ["no-lease-wait", "accept-stale-epoch"],
+    // Client k mounts through node k, so every handoff moves the primary. Just before a handoff the
+    // primary is cut from its peers; the next client mounts through another node at once, while the
+    // old client's readers keep reading through the old primary under its lease: the new mount must
+    // acknowledge nothing before that lease has run out. The cut is shorter than a peer link's
+    // silence timeout, so the old primary's held appends arrive on the same streams when it heals.
+    clients: { via: ["n1", "n2", "n3"], readers: 2 },
+    workloadMs: (q) => (q ? 14_000 : 32_000),
+    async inject(ctx) {
+      const rounds = ctx.quick ? 1 : 3;
+      const ms = Math.min(PEER_SILENCE_TIMEOUT_MS - 1000, limits.leaseMs + 1500);
+      for (let i = 1; i <= rounds; i++) {
+        await ctx.at(i * ctx.slotMs - 300);
+        const p = await ctx.primary();
+        const f = ctx.fault("partition-primary-peers", `${p} ⇎ ${ctx.followers(p).join(",")} (${ctx.partition.kind} both ways) for ${ms} ms, across a handoff to a client mounting through another node`, true);
+        for (const o of ctx.followers(p)) ctx.cluster.cutBoth(p, o, ctx.partition);
+        await during(ctx, ms, () => ctx.cluster.healNetwork());
+        f.end();
+      }
+    },
+  },
+  {
+    name: "takeover-lagging-replica",
+    criterion: COMMON,
+    catches: ["base-any-replica"],
+    // Client k mounts through node k. For two seconds before a handoff the primary's link to the
+    // next client's node is cut one way (its appends held), so that node's log lags behind the
+    // other two; the next client mounts through it while the link is still cut. The mount must
+    // continue the most up-to-date history it was promised (the third node's), not its own.
+    clients: { via: ["n1", "n2", "n3"] },
+    workloadMs: (q) => (q ? 14_000 : 32_000),
+    async inject(ctx) {
+      const rounds = ctx.quick ? 1 : 3;
+      const before = 2000;
+      const ms = before + 1500;
+      const ids = ctx.cluster.ids();
+      for (let i = 1; i <= rounds; i++) {
+        await ctx.at(i * ctx.slotMs - before);
+        const p = await ctx.primary();
+        const next = ids[i % ids.length] ?? "";
+        if (next === p) {
+          ctx.note(`handoff ${i}: the primary was already ${p}, the next client's node: no lag to make`);
+          continue;
+        }
+        const f = ctx.fault("lagging-replica", `${p} → ${next} cut (${ctx.partition.kind}) for ${ms} ms, across the handoff to a client mounting through ${next}`);
+        ctx.cluster.cutOneWay(p, next, ctx.partition);
+        await during(ctx, ms, () => ctx.cluster.healNetwork());
+        f.end();
+      }
     },
   },
   {

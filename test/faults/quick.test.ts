@@ -2,9 +2,11 @@
  * The quick fault benchmark (`npm run bench:faults -- --quick`) as part of
  * npm test: every scenario once, briefly, on real processes, must pass; and
  * a planted bug must make the scenarios meant to catch it fail, on the
- * criterion the bug breaks (ack-before-quorum here; accept-stale-epoch is
- * caught by primary-cut-from-peers only in some runs, as timing allows, so
- * it is not asserted). Reports go to a temp directory.
+ * criterion the bug breaks: ack-before-quorum, no-lease-wait,
+ * base-any-replica and accept-stale-epoch here (the last also by
+ * primary-cut-from-peers, but only in some runs, as timing allows; asserted
+ * with takeover-cut-primary, which caught it in every run tried). Reports go
+ * to a temp directory.
  */
 import { existsSync, readFileSync } from "node:fs";
 import { mkdtemp, rm } from "node:fs/promises";
@@ -59,5 +61,28 @@ describe("bench:faults --quick", () => {
     // Each of the two is meant to catch it; one catching it is enough (timing decides how many writes the cut-off primary acknowledges alone).
     const caught = report.rows.filter((r) => !r.passed && r.lostAcks + r.staleAcks + r.nonLinearizableReads > 0);
     expect(caught.length, explain(report)).toBeGreaterThan(0);
+  });
+
+  it("catches no-lease-wait: the old primary serves reads under its lease after the new mount acknowledged writes", { timeout: 5 * 60_000 }, async () => {
+    const report = await runFaults({ quick: true, runs: 1, scenarios: ["takeover-cut-primary"], bugs: ["no-lease-wait"], outDir: null, keep: false, parallel: 1, log });
+    expect(report.passed).toBe(false);
+    expect(report.rows[0]?.nonLinearizableReads ?? 0, explain(report)).toBeGreaterThan(0);
+  });
+
+  // A replica told to unwind records it has applied refuses and goes out of service (the store's
+  // guard): that is how both bugs show here, besides any stale read the checker finds first.
+  const unwound = (r: { notes?: string; lostAcks: number; nonLinearizableReads: number }): boolean =>
+    /Cannot drop log records/.test(r.notes ?? "") || r.lostAcks + r.nonLinearizableReads > 0;
+
+  it("catches base-any-replica (a mount continues a lagging replica's history) and accept-stale-epoch (a replica takes the old primary's held appends)", { timeout: 8 * 60_000 }, async () => {
+    const [base, stale] = await Promise.all([
+      runFaults({ quick: true, runs: 1, scenarios: ["takeover-lagging-replica"], bugs: ["base-any-replica"], outDir: null, keep: false, parallel: 1, log }),
+      runFaults({ quick: true, runs: 1, scenarios: ["takeover-cut-primary"], bugs: ["accept-stale-epoch"], outDir: null, keep: false, parallel: 1, log }),
+    ]);
+    for (const report of [base, stale]) {
+      expect(report.passed).toBe(false);
+      const row = report.rows[0];
+      expect(row !== undefined && unwound(row), explain(report)).toBe(true);
+    }
   });
 });
