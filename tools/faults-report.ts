@@ -123,7 +123,7 @@ export function renderMarkdown(rows: readonly ScenarioRow[], meta: ReportMeta): 
     "- **stale acks**: acknowledged writes that some read begun after the acknowledgement did not see (it returned an older value), though later reads did (P3).",
     "- **non-linearizable reads**: reads that no linearization of their block's history explains: a value read after a newer one was in place, a value never written or whose write failed, a value read before its write began (P3).",
     "- **undecodable reads**: reads that returned bytes no writer wrote there: torn, mixed, corrupt or misdirected blocks (P5).",
-    "- **divergent blocks**: regions whose checksums differ between replicas once resync ended (P4); RegionChecksums compares replicas region by region.",
+    "- **divergent blocks**: blocks whose checksums differ between replicas once resync ended (P4): the nodes' region digests (RegionChecksums) first, then each differing region block by block (BlockChecksums).",
     "- **fenced writes acked / visible**: writes of a mount older than one that had returned, acknowledged after it, or issued after it and read back (P2).",
     "- **failover**: from a fault that hit the primary to the first acknowledged write begun after it. **resync**: from healing until every replica was in sync, and the bytes sent to do it.",
     "",

@@ -71,10 +71,15 @@
 import type { HistoryEvent } from "./history.js";
 import { valueKey, type BlockValue } from "./value.js";
 
-/** Per region, from Admin.RegionChecksums (its `digests`, in region order). */
+/**
+ * Per region, from Admin.RegionChecksums (its `digests`, in region order);
+ * and, for the regions whose digests differ between replicas, every block's
+ * checksum from Admin.BlockChecksums, so that they are compared block by block.
+ */
 export interface ReplicaChecksums {
   readonly node: string;
   readonly regions: readonly { region: number; checksum: number }[];
+  readonly blocks?: readonly { region: number; block: number; checksum: number }[];
 }
 
 export interface CheckInput {
@@ -115,7 +120,8 @@ export interface CheckResult {
   readonly fencedWritesAckedInFlight: number;
   /** Writes with outcome "failed" whose value some read returned (their reads are non-linearizable too). */
   readonly failedWritesVisible: number;
-  readonly divergentRegions: number;
+  /** Blocks whose checksums differ between replicas (a divergent region without block checksums counts as one). */
+  readonly divergentBlocks: number;
   /** Examples: at most VIOLATION_EXAMPLES_PER_KIND_MAX of a kind, VIOLATION_EXAMPLES_MAX in all. Counts are exact. */
   readonly violations: readonly Violation[];
 }
@@ -372,9 +378,9 @@ export function checkHistory(input: CheckInput): CheckResult {
   }
 
   const fencing = checkFencing(blocks, new MountEpochs(mounts), mounts, findings);
-  const divergentRegions = checkDivergence(input.finalChecksums ?? [], findings);
+  const divergentBlocks = checkDivergence(input.finalChecksums ?? [], findings);
 
-  const bad = lostAcks + staleAcks + nonLinearizableReads + undecodableReads + fencing.acked + fencing.visible + failedWritesVisible + divergentRegions;
+  const bad = lostAcks + staleAcks + nonLinearizableReads + undecodableReads + fencing.acked + fencing.visible + failedWritesVisible + divergentBlocks;
   return {
     ok: bad === 0,
     operations,
@@ -388,7 +394,7 @@ export function checkHistory(input: CheckInput): CheckResult {
     fencedWritesVisible: fencing.visible,
     fencedWritesAckedInFlight: fencing.inFlight,
     failedWritesVisible,
-    divergentRegions,
+    divergentBlocks,
     violations: findings.violations,
   };
 }
@@ -563,21 +569,49 @@ function checkDivergence(replicas: readonly ReplicaChecksums[], findings: Findin
       m.set(rep.node, checksum >>> 0);
     }
   }
+  /** The replicas grouped by checksum ("missing" where one has none), for a finding's message. */
+  const groups = (sums: Map<string, number>): string => {
+    const g = new Map<string, string[]>();
+    for (const rep of replicas) {
+      const s = sums.get(rep.node);
+      const k = s === undefined ? "missing" : `0x${s.toString(16).padStart(8, "0")}`;
+      g.set(k, [...(g.get(k) ?? []), rep.node]);
+    }
+    return [...g].map(([k, nodes]) => `${nodes.join(", ")} ${k}`).join("; ");
+  };
   let divergent = 0;
   for (const region of [...byRegion.keys()].sort((a, b) => a - b)) {
     const sums = byRegion.get(region) as Map<string, number>;
     const distinct = new Set(sums.values());
     if (distinct.size === 1 && sums.size === replicas.length) continue;
-    divergent++;
-    findings.add("divergent", undefined, () => {
-      const groups = new Map<string, string[]>();
-      for (const rep of replicas) {
-        const s = sums.get(rep.node);
-        const k = s === undefined ? "missing" : `0x${s.toString(16).padStart(8, "0")}`;
-        groups.set(k, [...(groups.get(k) ?? []), rep.node]);
+    // Block by block where every replica gave its block checksums of this region.
+    const perBlock = replicas.map((rep) => rep.blocks?.filter((b) => b.region === region) ?? []);
+    if (perBlock.every((bs) => bs.length > 0)) {
+      const byBlock = new Map<number, Map<string, number>>();
+      for (const [i, bs] of perBlock.entries()) {
+        for (const b of bs) {
+          let m = byBlock.get(b.block);
+          if (m === undefined) {
+            m = new Map();
+            byBlock.set(b.block, m);
+          }
+          m.set(replicas[i]?.node ?? "", b.checksum >>> 0);
+        }
       }
-      return `Region ${region} differs between replicas: ${[...groups].map(([k, nodes]) => `${nodes.join(", ")} ${k}`).join("; ")}`;
-    });
+      let found = 0;
+      for (const block of [...byBlock.keys()].sort((a, b) => a - b)) {
+        const bs = byBlock.get(block) as Map<string, number>;
+        if (new Set(bs.values()).size === 1 && bs.size === replicas.length) continue;
+        found++;
+        findings.add("divergent", block, () => `Block ${block} (region ${region}) differs between replicas: ${groups(bs)}`);
+      }
+      if (found > 0) {
+        divergent += found;
+        continue;
+      }
+    }
+    divergent++;
+    findings.add("divergent", undefined, () => `Region ${region} differs between replicas: ${groups(sums)}`);
   }
   return divergent;
 }

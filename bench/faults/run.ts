@@ -49,10 +49,11 @@
  *   write). Then (if it mounted) the runner waits until the primary
  *   sees every follower consistent and caught up and every replica reports
  *   the same applied lsn (bounded by RESYNC_BOUND_MS: past it, the row
- *   fails), and compares Admin.RegionChecksums of all replicas.
+ *   fails), and compares the replicas' checksums (Admin.RegionChecksums,
+ *   then Admin.BlockChecksums of any region that differs).
  * - checker.ts judges the history. A run passes when the checker finds
  *   nothing (0 lost or stale acks, 0 non-linearizable or undecodable reads,
- *   0 fenced writes acked or visible, 0 divergent regions), the replicas
+ *   0 fenced writes acked or visible, 0 divergent blocks), the replicas
  *   converged within the bound, the workload acknowledged writes, every
  *   fault that hit the primary was followed by an acknowledged write within
  *   the client library's NO_QUORUM bound (failover time: from the fault to
@@ -60,8 +61,9 @@
  *   criteria hold. The process exits 1 if any run failed.
  * - Report: DIR/faults-<YYYY-MM-DD>.md (a row per scenario) and one SVG
  *   timeline per scenario beside it (tools/faults-report.ts). "divergent
- *   blocks" in the rows counts divergent regions (1 MiB): RegionChecksums
- *   compares replicas region by region.
+ *   blocks": RegionChecksums compares replicas region by region, and the
+ *   regions that differ block by block (BlockChecksums; past
+ *   DIVERGENT_REGIONS_BY_BLOCK_MAX regions, each further one counts as one).
  * - --bug NAME[,NAME] plants the simulator's bugs in every node
  *   (REPLIVOL_TEST_ONLY_BUGS); a run then should fail: `catches` in
  *   scenarios.ts lists the bugs each scenario is meant to catch.
@@ -126,6 +128,8 @@ const PRIMARY_WAIT_MS = 15_000;
  * the CPU.
  */
 export const QUICK_PARALLEL = 2;
+/** Divergent regions compared block by block (BlockChecksums); past these, a region counts as one. */
+const DIVERGENT_REGIONS_BY_BLOCK_MAX = 16;
 /** The block of the final verification's write. */
 const PROBE_BLOCK = COLD_FIRST + COLD_BLOCKS;
 /**
@@ -428,7 +432,32 @@ async function converge(cluster: FaultCluster, primaryHint: string | null): Prom
       await sleep(200);
       continue;
     }
-    const checksums = sums.map((s) => ({ node: s.id, regions: (s.r?.digests ?? []).map((checksum, region) => ({ region, checksum })) }));
+    const appliedLsn = sums[0]?.r?.appliedLsn ?? -1;
+    // Regions whose digests differ: every replica's block checksums of them, at the same applied point.
+    const digestsOf = (i: number): number[] => sums[i]?.r?.digests ?? [];
+    const regions = Math.max(...sums.map((_, i) => digestsOf(i).length));
+    const odd = Array.from({ length: regions }, (_, g) => g).filter((g) => new Set(sums.map((_, i) => digestsOf(i)[g])).size > 1);
+    const blocks = await Promise.all(
+      cluster.ids().map(async (id) => {
+        const out: { region: number; block: number; checksum: number }[] = [];
+        for (const region of odd.slice(0, DIVERGENT_REGIONS_BY_BLOCK_MAX)) {
+          try {
+            const r = await cluster.adminCall<{ appliedLsn: number; stable: boolean; firstBlock: number; checksums: number[] }>(id, "BlockChecksums", { volume: VOLUME, region }, 10_000);
+            if (!r.stable || r.appliedLsn !== appliedLsn) return null;
+            out.push(...r.checksums.map((checksum, i) => ({ region, block: r.firstBlock + i, checksum })));
+          } catch {
+            // That region is compared by its digests only.
+          }
+        }
+        return out;
+      }),
+    );
+    if (blocks.some((b) => b === null)) {
+      why = "a replica applied records while its block checksums were read";
+      await sleep(200);
+      continue;
+    }
+    const checksums = sums.map((s, i) => ({ node: s.id, regions: digestsOf(i).map((checksum, region) => ({ region, checksum })), blocks: blocks[i] ?? [] }));
     return { checksums, waitedMs: Date.now() - t0, resyncMs, resyncBytes, why: "" };
   }
   return { checksums: null, waitedMs: Date.now() - t0, resyncMs, resyncBytes, why };
@@ -703,7 +732,7 @@ function rowOf(s: Scenario, runs: readonly RunResult[]): ScenarioRow {
     staleAcks: sum((c) => c.staleAcks),
     nonLinearizableReads: sum((c) => c.nonLinearizableReads),
     undecodableReads: sum((c) => c.undecodableReads),
-    divergentBlocks: sum((c) => c.divergentRegions),
+    divergentBlocks: sum((c) => c.divergentBlocks),
     fencedWritesAcked: sum((c) => c.fencedWritesAcked),
     fencedWritesVisible: sum((c) => c.fencedWritesVisible),
     failoverMsP50: failover.length === 0 ? null : Math.round(percentile(failover, 0.5)),

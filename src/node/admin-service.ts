@@ -141,6 +141,7 @@ export function adminService(host: ReplicaHost): UntypedServiceImplementation {
       }),
     ),
     RegionChecksums: unary((req: { volume: string }) => host.driver(req.volume).regionChecksums()),
+    BlockChecksums: unary((req: { volume: string; region: number }) => host.driver(req.volume).blockChecksums(req.region)),
     Scrub: unary((req: { volume: string }) => {
       host.driver(req.volume).startScrub();
       return {};

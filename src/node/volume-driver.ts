@@ -585,6 +585,21 @@ export class VolumeDriver {
     return { appliedLsn, stable: this.lastApplyLsn === appliedLsn, digests };
   }
 
+  /** One region's block checksums (BlockChecksums in proto/volume.proto). */
+  async blockChecksums(region: number): Promise<{ appliedLsn: number; stable: boolean; firstBlock: number; checksums: number[] }> {
+    if (this.failure !== null) throw this.failure;
+    const regions = Math.ceil(this.config.blockCount / limits.regionBlocks);
+    if (!Number.isInteger(region) || region < 0 || region >= regions) {
+      throw new VolumeError("OUT_OF_RANGE", `Region ${region} is past the end of ${this.config.name} (${regions} regions of ${limits.regionBlocks} blocks)`);
+    }
+    await this.dataBarrier;
+    const appliedLsn = this.lastApplyLsn;
+    const sums = await this.store.blockChecksums(region);
+    const firstBlock = region * limits.regionBlocks;
+    const count = Math.min(limits.regionBlocks, this.config.blockCount - firstBlock);
+    return { appliedLsn, stable: this.lastApplyLsn === appliedLsn, firstBlock, checksums: Array.from(sums.subarray(0, count)) };
+  }
+
   // ------------------------------------------------------------------ scrub
 
   /**

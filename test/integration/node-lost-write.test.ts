@@ -76,6 +76,18 @@ describe("a lost write on a follower's disk", () => {
     const before = await sums(["n1", "n2", "n3"]).catch(() => null);
     const differ = before === null ? true : before.some((s) => JSON.stringify(s.digests) !== JSON.stringify(before[0]?.digests));
     expect(differ, "the follower's blocks differ from the others' (each still passing its checksum)").toBe(true);
+    // Block by block (Admin.BlockChecksums, what bench:faults counts divergent blocks with): region 0,
+    // written before the follower's files were kept, is the same everywhere; region 5, written only
+    // after, differs; a region past the end is refused.
+    type Blocks = { appliedLsn: number; stable: boolean; firstBlock: number; checksums: number[] };
+    const blockSums = (node: string, region: number): Promise<Blocks> => c.adminCall<Blocks>(node, "BlockChecksums", { volume: "lost", region });
+    const [p0, f0, p5, f5] = await Promise.all([blockSums(primary, 0), blockSums(follower, 0), blockSums(primary, 5), blockSums(follower, 5)]);
+    expect(p5.firstBlock).toBe(5 * limits.regionBlocks);
+    expect(p5.checksums).toHaveLength(limits.regionBlocks);
+    expect(p0.checksums.every((x) => x !== 0)).toBe(true);
+    expect(f0.checksums).toEqual(p0.checksums);
+    expect(f5.checksums.some((x, i) => x !== p5.checksums[i])).toBe(true);
+    await expect(blockSums(primary, REGIONS)).rejects.toThrow(/past the end/);
 
     // volctl scrub: every replica's checksums, and the region versions across them.
     await cluster.scrub("lost");

@@ -32,8 +32,8 @@ class History {
   }
 }
 
-type Counts = Pick<CheckResult, "lostAcks" | "staleAcks" | "nonLinearizableReads" | "undecodableReads" | "fencedWritesAcked" | "fencedWritesVisible" | "failedWritesVisible" | "divergentRegions">;
-const CLEAN: Counts = { lostAcks: 0, staleAcks: 0, nonLinearizableReads: 0, undecodableReads: 0, fencedWritesAcked: 0, fencedWritesVisible: 0, failedWritesVisible: 0, divergentRegions: 0 };
+type Counts = Pick<CheckResult, "lostAcks" | "staleAcks" | "nonLinearizableReads" | "undecodableReads" | "fencedWritesAcked" | "fencedWritesVisible" | "failedWritesVisible" | "divergentBlocks">;
+const CLEAN: Counts = { lostAcks: 0, staleAcks: 0, nonLinearizableReads: 0, undecodableReads: 0, fencedWritesAcked: 0, fencedWritesVisible: 0, failedWritesVisible: 0, divergentBlocks: 0 };
 
 function counts(r: CheckResult): Counts {
   return {
@@ -44,7 +44,7 @@ function counts(r: CheckResult): Counts {
     fencedWritesAcked: r.fencedWritesAcked,
     fencedWritesVisible: r.fencedWritesVisible,
     failedWritesVisible: r.failedWritesVisible,
-    divergentRegions: r.divergentRegions,
+    divergentBlocks: r.divergentBlocks,
   };
 }
 
@@ -195,15 +195,38 @@ describe("checkHistory finds", () => {
       { node: "n2", regions: regions([1, 2, 3, 4]) },
       { node: "n3", regions: regions([1, 2, 9, 4]) },
     ]);
-    expectFound(r, { divergentRegions: 1 });
+    expectFound(r, { divergentBlocks: 1 });
     expect(r.violations[0]).toMatchObject({ kind: "divergent" });
     expect(r.violations[0]?.message).toMatch(/Region 2 .*n1, n2 0x00000003; n3 0x00000009/);
     const missing = h.check([
       { node: "n1", regions: regions([1, 2]) },
       { node: "n2", regions: regions([1]) },
     ]);
-    expectFound(missing, { divergentRegions: 1 });
+    expectFound(missing, { divergentBlocks: 1 });
     expect(missing.violations[0]?.message).toMatch(/n2 missing/);
+  });
+
+  it("blocks whose checksums differ, where the replicas gave them for a divergent region", () => {
+    const h = new History();
+    const regions = (sums: number[]): { region: number; checksum: number }[] => sums.map((checksum, region) => ({ region, checksum }));
+    const blocks = (region: number, sums: number[]): { region: number; block: number; checksum: number }[] => sums.map((checksum, i) => ({ region, block: region * 4 + i, checksum }));
+    const r = h.check([
+      { node: "n1", regions: regions([1, 2]), blocks: blocks(1, [5, 6, 7, 8]) },
+      { node: "n2", regions: regions([1, 2]), blocks: blocks(1, [5, 6, 7, 8]) },
+      { node: "n3", regions: regions([1, 3]), blocks: blocks(1, [5, 0, 7, 9]) },
+    ]);
+    expectFound(r, { divergentBlocks: 2 });
+    expect(r.violations.map((v) => v.message)).toEqual([
+      expect.stringMatching(/^Block 5 \(region 1\) differs between replicas: n1, n2 0x00000006; n3 0x00000000/),
+      expect.stringMatching(/^Block 7 \(region 1\) differs between replicas: n1, n2 0x00000008; n3 0x00000009/),
+    ]);
+    // One replica without block checksums of that region: the region counts as one.
+    const partial = h.check([
+      { node: "n1", regions: regions([1, 2]), blocks: blocks(1, [5, 6, 7, 8]) },
+      { node: "n2", regions: regions([1, 3]) },
+    ]);
+    expectFound(partial, { divergentBlocks: 1 });
+    expect(partial.violations[0]?.message).toMatch(/^Region 1 differs/);
   });
 
   it("counts exactly past the cap on examples", () => {
