@@ -425,6 +425,12 @@ export class ReplicaCore {
   private resyncSnapshot: Version | null = null;
   /** Regions copied in since the current region resync began (their versions are real). */
   private readonly regionsInstalled = new Set<number>();
+  /**
+   * For each region made REGION_DIRTY since the current region resync
+   * began, the version of the last record applied to it: what its version
+   * becomes when the resync ends (see onResyncDone).
+   */
+  private readonly dirtyShadow = new Map<number, Version>();
   private readonly deferredInstalls: DeferredInstall[] = [];
   private readonly pendingReplies: PendingReply[] = [];
   private readonly pendingLogOps: PendingLogOp[] = [];
@@ -509,6 +515,8 @@ export class ReplicaCore {
     /** The configuration this replica acts by, and whether it is committed as far as it knows. */
     config: VolumeConfig;
     configCommitted: boolean;
+    /** Regions whose version is REGION_DIRTY. */
+    regionsDirty: number;
   } {
     const p = this.primary;
     return {
@@ -540,6 +548,7 @@ export class ReplicaCore {
       repairsFailed: this.repairsFailed,
       config: this.config,
       configCommitted: this.configLsn <= this.commitLsn,
+      regionsDirty: this.regionVersions.filter(isRegionDirty).length,
     };
   }
 
@@ -1048,7 +1057,13 @@ export class ReplicaCore {
     const first = this.regionOf(r.block);
     const last = this.regionOf(r.block + r.blockCount - 1);
     for (let i = first; i <= last; i++) {
-      this.regionVersions[i] = this.consistent || this.regionsInstalled.has(i) ? recordVersion(r) : REGION_DIRTY;
+      if (this.consistent || this.regionsInstalled.has(i)) {
+        this.regionVersions[i] = recordVersion(r);
+        this.dirtyShadow.delete(i);
+      } else {
+        this.regionVersions[i] = REGION_DIRTY;
+        this.dirtyShadow.set(i, recordVersion(r));
+      }
     }
   }
 
@@ -1361,6 +1376,7 @@ export class ReplicaCore {
       this.resyncSnapshot = m.snapshot;
       this.deferredInstalls.length = 0;
       this.regionsInstalled.clear();
+      this.dirtyShadow.clear();
       this.replyWhenDurable(from, epoch, effective.lsn, () => ({
         type: "resyncBeginReply",
         epoch,
@@ -1443,6 +1459,7 @@ export class ReplicaCore {
       }
       this.regionVersions[msg.region] = version;
       this.regionsInstalled.add(msg.region);
+      this.dirtyShadow.delete(msg.region);
       const token = this.token(() => this.send(from, { type: "regionReply", epoch: msg.epoch, region: msg.region } satisfies RegionReply));
       this.out.push({ type: "installRegion", region: msg.region, data: msg.data, version: msg.version, copiedAt: msg.copiedAt, token });
     }
@@ -1467,6 +1484,14 @@ export class ReplicaCore {
         this.consistent = true;
         this.consistentThrough = null;
         this.resyncSnapshot = null;
+        // A region still dirty now was not copied: its version matched the
+        // primary's when the resync compared them (a dirty one never does,
+        // so every region dirty before the resync began was copied), and
+        // it has taken every record since, as the primary has. Its blocks
+        // are the history's, and the last record applied to it is its
+        // version (the store does the same as it marks itself consistent).
+        for (const [i, v] of this.dirtyShadow) if (isRegionDirty(this.regionVersions[i] ?? VERSION_ZERO)) this.regionVersions[i] = v;
+        this.dirtyShadow.clear();
         this.trace("region resync done: consistent");
         done();
       }),

@@ -99,6 +99,7 @@ export function replicaStatus(d: VolumeDriver, nodeId: string): ReplicaStatusWir
       lastResyncMs: f.lastResync?.ticks ?? 0,
     })),
     diskFailed: s.diskFailed,
+    regionsDirty: s.regionsDirty,
   };
 }
 

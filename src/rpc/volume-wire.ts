@@ -129,6 +129,7 @@ export interface ReplicaStatusWire {
   repairsFailed: number;
   configCommitted: boolean;
   divergentFound: number;
+  regionsDirty: number;
 }
 
 export interface ScrubStatusWire {

@@ -379,6 +379,8 @@ export class DiskReplicaStore implements ReplicaStore {
   private readonly regionsChanged = new Set<number>();
   /** Regions installed since the last resetLogForResync (or open): their versions are real while inconsistent. */
   private readonly regionsInstalled = new Set<number>();
+  /** Regions made REGION_DIRTY since the last resetLogForResync, with the version of the last record applied to each (see writeSuperblock). */
+  private readonly dirtyShadow = new Map<number, Version>();
 
   // Block metadata on disk, cached per region (LRU by Map order).
   private readonly metaCache = new Map<number, Buffer>();
@@ -644,8 +646,20 @@ export class DiskReplicaStore implements ReplicaStore {
           assert(patch.promisedEpoch >= current.promisedEpoch, `promised epoch goes back from ${current.promisedEpoch} to ${patch.promisedEpoch}`);
         }
         if (patch.sessions !== undefined) assert(patch.sessions.length <= limits.clientSessionsMax, "sessions are bounded");
-        // A replica that says it is consistent again must hold every region it installed durably.
-        if (patch.consistent === true && !current.consistent) await this.checkpointLocked(false);
+        if (patch.consistent === true && !current.consistent) {
+          // A region still dirty was not copied by the resync, whose versions
+          // matched, and took every record since: the last one applied to it
+          // is its version (as the core does in onResyncDone).
+          for (const [g, v] of this.dirtyShadow) {
+            if (!versionEquals(this.regionVersion(g), REGION_DIRTY)) continue;
+            this.regionVersionPairs[g * 2] = v.epoch;
+            this.regionVersionPairs[g * 2 + 1] = v.lsn;
+            this.regionsChanged.add(g);
+          }
+          this.dirtyShadow.clear();
+          // A replica that says it is consistent again must hold every region it installed durably.
+          await this.checkpointLocked(false);
+        }
         await this.persist((s) => ({
           ...s,
           superblock: {
@@ -1082,6 +1096,7 @@ export class DiskReplicaStore implements ReplicaStore {
           this.acceptedTail = this.durableHead;
           this.applied = snapshot;
           this.regionsInstalled.clear();
+          this.dirtyShadow.clear();
           // Past the superblock, these are leftovers that recovery skips or drops; unlinking them only saves space.
           for (const g of gone) {
             await g.file.close();
@@ -1215,6 +1230,8 @@ export class DiskReplicaStore implements ReplicaStore {
         this.regionVersionPairs[g * 2] = set.epoch;
         this.regionVersionPairs[g * 2 + 1] = set.lsn;
         this.regionsChanged.add(g);
+        if (real) this.dirtyShadow.delete(g);
+        else this.dirtyShadow.set(g, v);
       }
     }
   }
@@ -1411,6 +1428,7 @@ export class DiskReplicaStore implements ReplicaStore {
         this.regionVersionPairs[region * 2 + 1] = version.lsn;
         this.regionsChanged.add(region);
         this.regionsInstalled.add(region);
+        this.dirtyShadow.delete(region);
         for (const r of later) this.applyRecord(r, region);
       }),
     );

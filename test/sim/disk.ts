@@ -67,6 +67,8 @@ export class SimDisk {
   /** Volatile, like the core's: regions installed since the region resync began. */
   private consistent = true;
   private readonly installed = new Set<number>();
+  /** Volatile, like the core's: regions made dirty since the region resync began, with the last record applied to each. */
+  private readonly dirtyShadow = new Map<number, Version>();
   private round: DiskOp[] | null = null;
   private readonly markedData = new Map<DurableToken, DataState>();
   /** Bit flips recovery found and cut, over the disk's life. */
@@ -103,6 +105,7 @@ export class SimDisk {
         this.vData.sessions = [...op.sessions];
         this.consistent = false;
         this.installed.clear();
+        this.dirtyShadow.clear();
         break;
       case "superblock":
         if (op.patch.config !== undefined) this.vData.config = op.patch.config;
@@ -112,6 +115,9 @@ export class SimDisk {
       case "markConsistent":
         // What it makes durable is the data as of now, not as of the round's
         // end (a resync reset queued after it changes the volatile data).
+        // Regions still dirty take the version of their last record (as the
+        // store does: see its writeSuperblock).
+        this.promoteDirty();
         this.markedData.set(op.token, cloneData(this.vData));
         break;
       default:
@@ -170,7 +176,11 @@ export class SimDisk {
           this.dSuper.consistent = true;
           this.dSuper.consistentThrough = null;
           // Unless a reset queued after it made the volatile state inconsistent again.
-          if (!round.slice(round.indexOf(op) + 1).some((o) => o.kind === "reset") && !this.queue.some((o) => o.kind === "reset")) this.consistent = true;
+          if (!round.slice(round.indexOf(op) + 1).some((o) => o.kind === "reset") && !this.queue.some((o) => o.kind === "reset")) {
+            this.promoteDirty();
+            this.dirtyShadow.clear();
+            this.consistent = true;
+          }
           break;
         }
         default:
@@ -219,7 +229,10 @@ export class SimDisk {
         this.vData.blocks.delete(b);
       }
       const region = Math.floor(b / this.opts.regionBlocks);
-      this.vData.regionVersions[region] = this.consistent || this.installed.has(region) ? recordVersion(r) : REGION_DIRTY;
+      const real = this.consistent || this.installed.has(region);
+      this.vData.regionVersions[region] = real ? recordVersion(r) : REGION_DIRTY;
+      if (real) this.dirtyShadow.delete(region);
+      else this.dirtyShadow.set(region, recordVersion(r));
     }
   }
 
@@ -249,6 +262,13 @@ export class SimDisk {
     return out;
   }
 
+  private promoteDirty(): void {
+    for (const [g, v] of this.dirtyShadow) {
+      const now = this.vData.regionVersions[g];
+      if (now !== undefined && now.epoch === REGION_DIRTY.epoch && now.lsn === REGION_DIRTY.lsn) this.vData.regionVersions[g] = v;
+    }
+  }
+
   readRegion(region: number): { data: Uint8Array; version: Version; copiedAt: Lsn } {
     const first = region * this.opts.regionBlocks;
     const count = Math.min(this.opts.regionBlocks, this.opts.blockCount - first);
@@ -270,6 +290,7 @@ export class SimDisk {
     }
     this.vData.regionVersions[region] = version;
     this.installed.add(region);
+    this.dirtyShadow.delete(region);
     for (const r of sliceLog(this.vLog, asLsn(copiedAt + 1), this.vData.appliedLsn)) this.applyRecord(r, first, end);
   }
 
@@ -315,6 +336,7 @@ export class SimDisk {
     this.vData = cloneData(this.dData);
     this.consistent = this.dSuper.consistent;
     this.installed.clear();
+    this.dirtyShadow.clear();
   }
 
   /**
