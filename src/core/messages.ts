@@ -131,18 +131,24 @@ export interface RegionCopy {
   readonly version: Version;
   /** The source's applied lsn when it read the region. */
   readonly copiedAt: Lsn;
+  /** The resync attempt (ResyncBegin.seq) the copy was sent for. */
+  readonly seq: number;
 }
 
 export interface RegionReply {
   readonly type: "regionReply";
   readonly epoch: Epoch;
   readonly region: number;
+  /** The copy's attempt: a late reply to an earlier attempt's copy never counts for a later one. */
+  readonly seq: number;
 }
 
 export interface ResyncDone {
   readonly type: "resyncDone";
   readonly epoch: Epoch;
   readonly snapshot: Version;
+  /** The attempt (ResyncBegin.seq) whose regions are all installed. */
+  readonly seq: number;
 }
 
 export interface ResyncDoneReply {
@@ -377,7 +383,7 @@ export type CoreAction =
   /** Read one block of the applied data and send it to `to` as BlockData (null data if it fails its checksum). */
   | { readonly type: "sendBlock"; readonly to: NodeId; readonly epoch: Epoch; readonly seq: number; readonly block: BlockIndex }
   /** Read a region of the applied data and send it to `to` as a RegionCopy of `epoch`. */
-  | { readonly type: "sendRegion"; readonly to: NodeId; readonly epoch: Epoch; readonly region: number }
+  | { readonly type: "sendRegion"; readonly to: NodeId; readonly epoch: Epoch; readonly region: number; readonly seq: number }
   | { readonly type: "reply"; readonly reqId: RequestId; readonly result: MountResult | WriteResult | UnmountResult | RequestFailure }
   /** A protocol state change, for the log. */
   | { readonly type: "trace"; readonly event: string; readonly detail: Readonly<Record<string, string | number | boolean>> };

@@ -423,6 +423,8 @@ export class ReplicaCore {
   private released = false;
   private grantSinceOlder: number | null = null;
   private resyncSnapshot: Version | null = null;
+  /** The region resync attempt this replica is the target of (ResyncBegin.seq), while resyncSnapshot is set. */
+  private resyncSeq = -1;
   /** Regions copied in since the current region resync began (their versions are real). */
   private readonly regionsInstalled = new Set<number>();
   /**
@@ -1374,6 +1376,7 @@ export class ReplicaCore {
     // Takes the regions of this resync from now on, and answers once the log is where the reply says.
     const awaitRegions = (): void => {
       this.resyncSnapshot = m.snapshot;
+      this.resyncSeq = m.seq;
       this.deferredInstalls.length = 0;
       this.regionsInstalled.clear();
       this.dirtyShadow.clear();
@@ -1460,7 +1463,7 @@ export class ReplicaCore {
       this.regionVersions[msg.region] = version;
       this.regionsInstalled.add(msg.region);
       this.dirtyShadow.delete(msg.region);
-      const token = this.token(() => this.send(from, { type: "regionReply", epoch: msg.epoch, region: msg.region } satisfies RegionReply));
+      const token = this.token(() => this.send(from, { type: "regionReply", epoch: msg.epoch, region: msg.region, seq: msg.seq } satisfies RegionReply));
       this.out.push({ type: "installRegion", region: msg.region, data: msg.data, version: msg.version, copiedAt: msg.copiedAt, token });
     }
   }
@@ -1470,17 +1473,19 @@ export class ReplicaCore {
     const epoch = m.epoch;
     const done = (): void => this.send(from, { type: "resyncDoneReply", epoch, snapshot: m.snapshot } satisfies ResyncDoneReply);
     if (this.consistent) {
-      if (this.resyncSnapshot !== null && versionEquals(this.resyncSnapshot, m.snapshot)) {
+      if (this.resyncSnapshot !== null && versionEquals(this.resyncSnapshot, m.snapshot) && m.seq === this.resyncSeq) {
         this.resyncSnapshot = null;
         this.deferredInstalls.length = 0;
       }
       return done();
     }
-    if (this.resyncSnapshot === null || !versionEquals(this.resyncSnapshot, m.snapshot)) return;
+    // Of this attempt only: a late resyncDone of an earlier one (same snapshot on an idle volume) does not speak for the regions of this one.
+    const current = (): boolean => this.resyncSnapshot !== null && versionEquals(this.resyncSnapshot, m.snapshot) && m.seq === this.resyncSeq;
+    if (!current()) return;
     this.out.push({
       type: "markConsistent",
       token: this.token(() => {
-        if (this.resyncSnapshot === null || !versionEquals(this.resyncSnapshot, m.snapshot)) return;
+        if (!current()) return;
         this.consistent = true;
         this.consistentThrough = null;
         this.resyncSnapshot = null;
@@ -2260,7 +2265,7 @@ export class ReplicaCore {
       this.trace("region resync copies", { follower: f.node, regions: r.todo.length, of: this.regionVersions.length });
     }
     if (this.bugs.resyncMarkEarly && r.todo.length + r.inFlight.size > 0 && r.inFlight.size === 0 && r.regionsTotal > 0) {
-      this.send(f.node, { type: "resyncDone", epoch: p.epoch, snapshot: r.snapshot });
+      this.send(f.node, { type: "resyncDone", epoch: p.epoch, snapshot: r.snapshot, seq: r.seq });
     }
     if (r.inFlight.size === 0 && r.todo.length > 0 && this.now - this.lastRegionSentTick < this.resyncRegionIntervalTicks) {
       // Waiting for our own pace, not for the target: no lack of progress.
@@ -2271,11 +2276,11 @@ export class ReplicaCore {
       const region = r.todo.shift();
       assert(region !== undefined);
       r.inFlight.add(region);
-      this.out.push({ type: "sendRegion", to: f.node, epoch: p.epoch, region });
+      this.out.push({ type: "sendRegion", to: f.node, epoch: p.epoch, region, seq: r.seq });
     }
     if (r.todo.length === 0 && r.inFlight.size === 0) {
       r.phase = "done";
-      this.send(f.node, { type: "resyncDone", epoch: p.epoch, snapshot: r.snapshot });
+      this.send(f.node, { type: "resyncDone", epoch: p.epoch, snapshot: r.snapshot, seq: r.seq });
     }
   }
 
@@ -2283,7 +2288,8 @@ export class ReplicaCore {
     const p = this.primary;
     const f = p?.followers.get(from);
     if (p === undefined || p === null || f === undefined || m.epoch !== p.epoch || f.resync === null) return;
-    if (!f.resync.inFlight.delete(m.region)) return;
+    // A late reply to a copy of an earlier attempt: that copy may never be installed in this one.
+    if (m.seq !== f.resync.seq || !f.resync.inFlight.delete(m.region)) return;
     f.resync.lastProgressTick = this.now;
     f.resync.regionsCopied++;
     f.resync.bytesCopied += this.regionBytes(m.region);

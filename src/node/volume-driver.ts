@@ -407,14 +407,14 @@ export class VolumeDriver {
         return this.readBlocks(a.reqId, a.block, a.blockCount, a.overlay);
       case "sendRegion": {
         const copiedAt = this.lastApplyLsn;
-        const { to, epoch, region } = a;
+        const { to, epoch, region, seq } = a;
         // A corrupt block fails the copy (the target asks again later) and is repaired meanwhile; other errors fail the replica.
         const read = store.readRegion(region);
         this.storeCalls.add(read);
         read.then(
           ({ data, version }) => {
             this.storeCalls.delete(read);
-            if (!this.closed) this.opts.peers.send(to, this.name, { type: "region", epoch, region, data, version, copiedAt });
+            if (!this.closed) this.opts.peers.send(to, this.name, { type: "region", epoch, region, data, version, copiedAt, seq });
           },
           (err: unknown) => {
             this.storeCalls.delete(read);

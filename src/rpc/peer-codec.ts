@@ -178,12 +178,12 @@ export function encodePeerMessage(volume: string, msg: PeerMessage, payloads: Ui
       payloads.push(msg.data);
       return {
         volume,
-        region: { epoch: msg.epoch, region: msg.region, dataLength: msg.data.length, version: regionVersionOut(msg.version), copiedAt: msg.copiedAt },
+        region: { epoch: msg.epoch, region: msg.region, dataLength: msg.data.length, version: regionVersionOut(msg.version), copiedAt: msg.copiedAt, seq: msg.seq },
       };
     case "regionReply":
-      return { volume, regionReply: { epoch: msg.epoch, region: msg.region } };
+      return { volume, regionReply: { epoch: msg.epoch, region: msg.region, seq: msg.seq } };
     case "resyncDone":
-      return { volume, resyncDone: { epoch: msg.epoch, snapshot: versionOut(msg.snapshot) } };
+      return { volume, resyncDone: { epoch: msg.epoch, snapshot: versionOut(msg.snapshot), seq: msg.seq } };
     case "resyncDoneReply":
       return { volume, resyncDoneReply: { epoch: msg.epoch, snapshot: versionOut(msg.snapshot) } };
     case "release":
@@ -428,11 +428,12 @@ export function decodePeerMessage(wire: unknown): { volume: string; msg: PeerMes
           data: bytes(b["data"], "region.data"),
           version: regionVersionIn(b["version"], "region.version"),
           copiedAt: asLsn(uint(b["copiedAt"], "region.copiedAt")),
+          seq: uint(b["seq"], "region.seq"),
         };
       case "regionReply":
-        return { type: "regionReply", epoch, region: uint(b["region"], "regionReply.region") };
+        return { type: "regionReply", epoch, region: uint(b["region"], "regionReply.region"), seq: uint(b["seq"], "regionReply.seq") };
       case "resyncDone":
-        return { type: "resyncDone", epoch, snapshot: versionIn(b["snapshot"], "resyncDone.snapshot") };
+        return { type: "resyncDone", epoch, snapshot: versionIn(b["snapshot"], "resyncDone.snapshot"), seq: uint(b["seq"], "resyncDone.seq") };
       case "resyncDoneReply":
         return { type: "resyncDoneReply", epoch, snapshot: versionIn(b["snapshot"], "resyncDoneReply.snapshot") };
       case "release":

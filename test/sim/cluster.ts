@@ -470,7 +470,7 @@ export class SimCluster {
           return;
         }
         const r = n.disk.readRegion(a.region);
-        this.sendPeer(n.id, a.to, { type: "region", epoch: a.epoch, region: a.region, data: r.data, version: r.version, copiedAt: r.copiedAt });
+        this.sendPeer(n.id, a.to, { type: "region", epoch: a.epoch, region: a.region, data: r.data, version: r.version, copiedAt: r.copiedAt, seq: a.seq });
         return;
       }
       case "reply": {

@@ -1,7 +1,9 @@
 /**
  * Three replica cores on a synchronous in-memory network, for tests of
  * rules that take a whole replica set (a primary and its followers): every
- * message is delivered in order, every persist is durable at once.
+ * message is delivered in order (unless a node is down), every persist is
+ * durable at once. Block data is not modelled: region copies (sendRegion)
+ * are recorded, never sent.
  */
 import { expect } from "vitest";
 import type { CoreAction, CoreEvent } from "../../src/core/messages.js";
@@ -18,6 +20,10 @@ export class Net {
   readonly replies = new Map<string, AnyResult>();
   private readonly queue: { to: NodeId; ev: CoreEvent }[] = [];
   now = 0;
+  /** Nodes cut off: nothing they send or are sent is delivered. */
+  readonly down = new Set<NodeId>();
+  /** Every action of every core, in order. */
+  readonly actions: { at: NodeId; a: CoreAction }[] = [];
 
   /** `logRetainedRecordsMax`: how many applied records each core keeps for catch-up. */
   constructor(logRetainedRecordsMax?: number) {
@@ -61,7 +67,10 @@ export class Net {
   }
 
   private act(at: NodeId, a: CoreAction): void {
-    if (a.type === "send") this.post(a.to, { type: "message", from: at, msg: a.msg });
+    this.actions.push({ at, a });
+    if (a.type === "send") {
+      if (!this.down.has(at) && !this.down.has(a.to)) this.post(a.to, { type: "message", from: at, msg: a.msg });
+    }
     else if (a.type === "reply") this.replies.set(`${at}:${a.reqId}`, a.result);
     else if ("token" in a) this.post(at, { type: "durable", token: a.token });
   }

@@ -155,3 +155,29 @@ describe("a replica's append (rules 4-6)", () => {
     expect(replies).toEqual([]);
   });
 });
+
+describe("a region resync target (rule 7)", () => {
+  const begin = (seq: number, snapshot: Version): PeerMessage => ({ type: "resyncBegin", epoch: asEpoch(2), snapshot, sessions: [], seq, config });
+  const done = (seq: number, snapshot: Version): PeerMessage => ({ type: "resyncDone", epoch: asEpoch(2), snapshot, seq });
+  const marks = (actions: CoreAction[]): number => actions.filter((a) => a.type === "markConsistent").length;
+
+  it("takes a resyncDone only of the attempt under way: a late one of an earlier attempt with the same snapshot does not mark it consistent", () => {
+    const r = follower();
+    r.msg(n1, promise(2));
+    r.durable();
+    r.msg(n1, append(2, VERSION_ZERO, [rec(2, 1), rec(2, 2), rec(2, 3)], 3));
+    r.durable();
+    // A snapshot past its log: it resets and is inconsistent until the resync ends.
+    const snapshot = v(2, 5);
+    r.msg(n1, begin(10, snapshot));
+    r.durable();
+    expect(r.core.status().consistent).toBe(false);
+    // The primary restarts the resync (same snapshot, an idle volume): a new attempt.
+    r.msg(n1, begin(20, snapshot));
+    r.durable();
+    expect(marks(r.msg(n1, done(10, snapshot))), "a late resyncDone of the first attempt").toBe(0);
+    expect(marks(r.msg(n1, done(20, snapshot)))).toBe(1);
+    expect(sent(r.durable())).toContainEqual(expect.objectContaining({ type: "resyncDoneReply", epoch: 2 }));
+    expect(r.core.status().consistent).toBe(true);
+  });
+});
