@@ -114,6 +114,9 @@ export interface Scenario {
   readonly netnsSkip?: string;
 }
 
+/** Client k mounts through node k first, in the scenarios that set it (every handoff then moves the primary). */
+const VIA = ["n1", "n2", "n3"] as const;
+
 const COMMON = "0 lost/stale acks, 0 non-linearizable or undecodable reads, 0 fenced writes acked or visible, 0 divergent regions after healing";
 const FAILOVER = `failover p99 ≤ ${noQuorumBoundMs / 1000} s (the client library's NO_QUORUM bound)`;
 
@@ -363,20 +366,24 @@ export const SCENARIOS: readonly Scenario[] = [
     // old client's readers keep reading through the old primary under its lease: the new mount must
     // acknowledge nothing before that lease has run out. The cut is shorter than a peer link's
     // silence timeout, so the old primary's held appends arrive on the same streams when it heals.
-    clients: { via: ["n1", "n2", "n3"], readers: 2 },
+    clients: { via: VIA, readers: 2 },
     workloadMs: (q) => (q ? 14_000 : 32_000),
     async inject(ctx) {
       const rounds = ctx.quick ? 1 : 3;
       const ms = Math.min(PEER_SILENCE_TIMEOUT_MS - 1000, limits.leaseMs + 1500);
+      ctx.facts["handedOver"] = 0;
       for (let i = 1; i <= rounds; i++) {
         await ctx.at(i * ctx.slotMs - 300);
         const p = await ctx.primary();
+        if (VIA[i % VIA.length] !== p) ctx.facts["handedOver"] = Number(ctx.facts["handedOver"]) + 1;
         const f = ctx.fault("partition-primary-peers", `${p} ⇎ ${ctx.followers(p).join(",")} (${ctx.partition.kind} both ways) for ${ms} ms, across a handoff to a client mounting through another node`, true);
         for (const o of ctx.followers(p)) ctx.cluster.cutBoth(p, o, ctx.partition);
         await during(ctx, ms, () => ctx.cluster.healNetwork());
         f.end();
       }
     },
+    // Not a pass by default: at least one cut primary was left for another node by the next client.
+    check: (ctx) => (Number(ctx.facts["handedOver"]) > 0 ? [] : ["no handoff moved away from the cut-off primary (it was already on the next client's node each time)"]),
   },
   {
     name: "takeover-lagging-replica",
@@ -386,27 +393,30 @@ export const SCENARIOS: readonly Scenario[] = [
     // next client's node is cut one way (its appends held), so that node's log lags behind the
     // other two; the next client mounts through it while the link is still cut. The mount must
     // continue the most up-to-date history it was promised (the third node's), not its own.
-    clients: { via: ["n1", "n2", "n3"] },
+    clients: { via: VIA },
     workloadMs: (q) => (q ? 14_000 : 32_000),
     async inject(ctx) {
       const rounds = ctx.quick ? 1 : 3;
       const before = 2000;
       const ms = before + 1500;
-      const ids = ctx.cluster.ids();
+      ctx.facts["lagged"] = 0;
       for (let i = 1; i <= rounds; i++) {
         await ctx.at(i * ctx.slotMs - before);
         const p = await ctx.primary();
-        const next = ids[i % ids.length] ?? "";
+        const next = VIA[i % VIA.length] ?? "";
         if (next === p) {
           ctx.note(`handoff ${i}: the primary was already ${p}, the next client's node: no lag to make`);
           continue;
         }
+        ctx.facts["lagged"] = Number(ctx.facts["lagged"]) + 1;
         const f = ctx.fault("lagging-replica", `${p} → ${next} cut (${ctx.partition.kind}) for ${ms} ms, across the handoff to a client mounting through ${next}`);
         ctx.cluster.cutOneWay(p, next, ctx.partition);
         await during(ctx, ms, () => ctx.cluster.healNetwork());
         f.end();
       }
     },
+    // Not a pass by default: at least one handoff went to a node held back.
+    check: (ctx) => (Number(ctx.facts["lagged"]) > 0 ? [] : ["no handoff went to a lagging node (the primary was already on the next client's node each time)"]),
   },
   {
     name: "slow-lossy-links",

@@ -76,6 +76,15 @@ describe("volnode region resync", () => {
     }
     const during = await c.adminCall<{ followers: { node: string; resyncing: boolean }[] }>("n1", "ReplicaStatus", { volume: "resync" });
     expect(during.followers.find((x) => x.node === "n3")?.resyncing, "the writes came while n3 was resyncing").toBe(true);
+    // n3 applied them as a resyncing replica: those regions are dirty there until the resync ends.
+    await waitFor(
+      "n3 applied the writes while resyncing",
+      async () => {
+        const s = await c.adminCall<{ consistent: boolean; regionsDirty: number }>("n3", "ReplicaStatus", { volume: "resync" });
+        return !s.consistent && s.regionsDirty > 0 ? s : null;
+      },
+      5_000,
+    );
     await c.adminCall("n1", "SetResyncRate", { bytesPerSec: 0 });
     const synced = await waitFor(
       "n3 resynced",
