@@ -117,7 +117,7 @@ export interface Scenario {
 /** Client k mounts through node k first, in the scenarios that set it (every handoff then moves the primary). */
 const VIA = ["n1", "n2", "n3"] as const;
 
-const COMMON = "0 lost/stale acks, 0 non-linearizable or undecodable reads, 0 fenced writes acked or visible, 0 divergent regions after healing";
+const COMMON = "0 lost/stale acks, 0 non-linearizable or undecodable reads, 0 fenced writes acked or visible, 0 divergent blocks after healing";
 const FAILOVER = `failover p99 ≤ ${noQuorumBoundMs / 1000} s (the client library's NO_QUORUM bound)`;
 
 /** Holds for `ms`, then heals with `heal` (whatever happens). */
