@@ -125,7 +125,7 @@ export function renderMarkdown(rows: readonly ScenarioRow[], meta: ReportMeta): 
     "- **undecodable reads**: reads that returned bytes no writer wrote there: torn, mixed, corrupt or misdirected blocks (P5).",
     "- **divergent blocks**: blocks whose checksums differ between replicas once resync ended (P4): the nodes' region digests (RegionChecksums) first, then each differing region block by block (BlockChecksums).",
     "- **fenced writes acked / visible**: writes of a mount older than one that had returned, acknowledged after it, or issued after it and read back (P2).",
-    "- **failover**: from a fault that hit the primary to the first acknowledged write begun after it. **resync**: from healing until every replica was in sync, and the bytes sent to do it.",
+    "- **failover**: from a fault that hit the primary to the first acknowledged write begun after it. **resync**: the longest region resync of the runs, its own time and the bytes it sent, as its primary reports them (ReplicaStatus).",
     "",
   );
   return out.join("\n");
