@@ -576,7 +576,7 @@ export class VolumeDriver {
     if (this.failure !== null) throw this.failure;
     await this.dataBarrier;
     const appliedLsn = this.lastApplyLsn;
-    const regions = Math.ceil(this.config.blockCount / limits.regionBlocks);
+    const regions = this.regionCount();
     const digests: number[] = [];
     for (let g = 0; g < regions; g++) {
       const sums = await this.store.blockChecksums(g);
@@ -585,19 +585,22 @@ export class VolumeDriver {
     return { appliedLsn, stable: this.lastApplyLsn === appliedLsn, digests };
   }
 
+  private regionCount(): number {
+    return Math.ceil(this.config.blockCount / limits.regionBlocks);
+  }
+
   /** One region's block checksums (BlockChecksums in proto/volume.proto). */
   async blockChecksums(region: number): Promise<{ appliedLsn: number; stable: boolean; firstBlock: number; checksums: number[] }> {
     if (this.failure !== null) throw this.failure;
-    const regions = Math.ceil(this.config.blockCount / limits.regionBlocks);
+    const regions = this.regionCount();
     if (!Number.isInteger(region) || region < 0 || region >= regions) {
       throw new VolumeError("OUT_OF_RANGE", `Region ${region} is past the end of ${this.config.name} (${regions} regions of ${limits.regionBlocks} blocks)`);
     }
     await this.dataBarrier;
     const appliedLsn = this.lastApplyLsn;
+    // The store gives exactly the region's blocks (the last region may be short).
     const sums = await this.store.blockChecksums(region);
-    const firstBlock = region * limits.regionBlocks;
-    const count = Math.min(limits.regionBlocks, this.config.blockCount - firstBlock);
-    return { appliedLsn, stable: this.lastApplyLsn === appliedLsn, firstBlock, checksums: Array.from(sums.subarray(0, count)) };
+    return { appliedLsn, stable: this.lastApplyLsn === appliedLsn, firstBlock: region * limits.regionBlocks, checksums: Array.from(sums) };
   }
 
   // ------------------------------------------------------------------ scrub
@@ -616,7 +619,7 @@ export class VolumeDriver {
   }
 
   scrubStatus(): { active: boolean; regionsDone: number; regionsTotal: number; corruptFound: number; passesDone: number; lastPassMs: number | null } {
-    const regionsTotal = Math.ceil(this.config.blockCount / limits.regionBlocks);
+    const regionsTotal = this.regionCount();
     return {
       active: this.scrub.fast,
       regionsDone: this.scrub.regionsDone,
