@@ -317,15 +317,23 @@ function percentile(sorted: readonly number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(p * sorted.length) - 1))] ?? 0;
 }
 
-/** Writes the cold blocks once, as process "seed"; the events go into the history. */
-async function seedCold(clusterFile: string, events: HistoryEvent[]): Promise<void> {
+/** The blocks a scenario has the process "seed" write before the workload. */
+function seededBlocks(s: Scenario): number[] {
+  const out: number[] = [];
+  if (s.seeds?.includes("hot") === true) for (let b = 0; b < HOT_BLOCKS; b++) out.push(b);
+  if (s.seeds?.includes("cold") === true) for (let b = COLD_FIRST; b < COLD_FIRST + COLD_BLOCKS; b++) out.push(b);
+  return out;
+}
+
+/** Writes `blocks` once each, as process "seed"; the events go into the history. */
+async function seed(clusterFile: string, blocks: readonly number[], events: HistoryEvent[]): Promise<void> {
   const client = await connect({ cluster: clusterFile });
   try {
     const invokeNs = nowNs();
     const vol = await client.mount(VOLUME, { mode: "rw", takeover: true });
     events.push({ type: "mount", process: "seed", invokeNs, completeNs: nowNs(), outcome: "ok", epoch: vol.epoch, takeover: true });
     try {
-      for (let b = COLD_FIRST; b < COLD_FIRST + COLD_BLOCKS; b++) {
+      for (const b of blocks) {
         const value = { block: b, writer: "seed", seq: b, epoch: vol.epoch };
         const t0 = nowNs();
         await vol.write(b * BLOCK_SIZE, encodeValue(value, BLOCK_SIZE));
@@ -545,7 +553,8 @@ async function runScenario(s: Scenario, runIndex: number, opts: FaultsOptions, w
     cluster = c;
     await c.createVolume(VOLUME, VOLUME_BLOCKS);
     await Promise.all(spawned.map((sp) => sp.ready));
-    if (s.seedsCold === true) await seedCold(c.adminFile, events);
+    const seeded = seededBlocks(s);
+    if (seeded.length > 0) await seed(c.adminFile, seeded, events);
 
     const ctx: ScenarioContext = {
       cluster: c,
@@ -637,7 +646,7 @@ async function runScenario(s: Scenario, runIndex: number, opts: FaultsOptions, w
       if (cl.child.exitCode !== 0) notes.push(`client ${cl.name} exit ${cl.child.exitCode ?? cl.child.signalCode}: ${cl.stderr.slice(-300)}`);
     }
 
-    const checked = [...Array.from({ length: HOT_BLOCKS }, (_, b) => b), ...(s.seedsCold === true ? Array.from({ length: COLD_BLOCKS }, (_, i) => COLD_FIRST + i) : [])];
+    const checked = [...Array.from({ length: HOT_BLOCKS }, (_, b) => b), ...(s.seeds?.includes("cold") === true ? Array.from({ length: COLD_BLOCKS }, (_, i) => COLD_FIRST + i) : [])];
     const verify = await verifyReads(c.adminFile, checked, events);
     phase("verify");
     let conv: Awaited<ReturnType<typeof converge>>;

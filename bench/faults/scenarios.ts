@@ -14,6 +14,7 @@ import { PEER_SILENCE_TIMEOUT_MS } from "../../src/rpc/peer-transport.js";
 import type { FollowerStatusWire, ReplicaStatusWire } from "../../src/rpc/volume-wire.js";
 import type { Fault } from "../../tools/fault-proxy.js";
 import type { FaultCluster } from "./cluster.js";
+import { assert } from "../../src/core/assert.js";
 
 export const VOLUME = "faults";
 export const BLOCK_SIZE = 4096;
@@ -81,8 +82,9 @@ export interface Scenario {
    * (primary-cut-from-peers 2 of 3 runs; zombie-primary 0 of 3 since a woken
    * primary judges its lease by the clock); takeover-cut-primary caught it in
    * 3 of 3, and no-lease-wait in 3 of 3; takeover-lagging-replica caught
-   * base-any-replica in 3 of 3). Not caught by any scenario yet:
-   * count-inconsistent, repair-no-overlay.
+   * base-any-replica in 3 of 3). 2026-11-27: resync-cut-source-crash caught
+   * count-inconsistent in 3 of 3 and corrupt-primary-hot repair-no-overlay
+   * in 3 of 3.
    */
   readonly catches: readonly string[];
   readonly needsRoot?: boolean;
@@ -99,8 +101,8 @@ export interface Scenario {
   slotMs?(quick: boolean): number;
   /** Before the workload: corrupt files, mount tmpfs, ... */
   prepare?(ctx: ScenarioContext): Promise<void>;
-  /** Needs the cold blocks written before the workload. */
-  readonly seedsCold?: boolean;
+  /** Blocks written once, by the process "seed", before prepare() and the workload: the cold blocks, the hot ones, or both. */
+  readonly seeds?: readonly ("hot" | "cold")[];
   /** Writes the bulk area (heavy on disk and CPU): a parallel run never runs two such at once. */
   readonly bulk?: boolean;
   /** Uses the disk fault hook on every node. */
@@ -225,6 +227,15 @@ async function awayPastRetainedLog(ctx: ScenarioContext, target: string): Promis
     20_000,
     50,
   );
+}
+
+/** Resync rate of resync-cut-source-crash: the region resync outlasts its cut. */
+const RESYNC_SLOW_BYTES_PER_SEC = 8 * 1024 * 1024;
+
+/** The primary `p` sees `target` in a region resync. */
+async function isResyncing(ctx: ScenarioContext, p: string, target: string): Promise<boolean> {
+  const s = await ctx.status(p);
+  return s?.followers.find((x) => x.node === target)?.resyncing === true;
 }
 
 /** A replica away past the retained log, then, during its region resync, SIGKILL of the resync's source (the primary) or target. */
@@ -503,7 +514,7 @@ export const SCENARIOS: readonly Scenario[] = [
     name: "corrupt-every-replica",
     criterion: `${COMMON}; corrupt copies found and repaired, never returned`,
     catches: [],
-    seedsCold: true,
+    seeds: ["cold"],
     workloadMs: (q) => (q ? 8_000 : 30_000),
     async prepare(ctx) {
       // A clean stop checkpoints the cold blocks into the block data, which is what gets corrupted.
@@ -531,6 +542,45 @@ export const SCENARIOS: readonly Scenario[] = [
       for (const id of ctx.cluster.ids()) found += (await ctx.status(id))?.corruptFound ?? 0;
       ctx.facts["corruptFound"] = found;
       return found > 0 ? [] : ["no corrupt copy was found by reads or scrub"];
+    },
+  },
+  {
+    name: "corrupt-primary-hot",
+    criterion: `${COMMON}; corrupt copies on the primary repaired from a lagging follower, never returned`,
+    catches: ["repair-no-overlay"],
+    seeds: ["hot"],
+    // Every hot block is corrupt on the node the clients mount through (the replica set's first),
+    // and the follower a repair asks first (the next in the set) answers 150 ms late: while its copy
+    // travels, the workload writes the block again. A repair must bring the copy forward with those
+    // writes, or a write acknowledged meanwhile is overwritten by an older value.
+    workloadMs: (q) => (q ? 8_000 : 30_000),
+    netnsSkip: "needs delay on one link (tc netem is not available here)",
+    async prepare(ctx) {
+      const [first] = ctx.cluster.ids();
+      assert(first !== undefined);
+      const f = ctx.fault("corrupt-blocks", `every hot block bit-flipped in ${first}'s block data (nodes stopped)`);
+      await Promise.all(ctx.cluster.ids().map((id) => ctx.cluster.kill(id, "SIGTERM")));
+      corruptBlocks(ctx, first, Array.from({ length: HOT_BLOCKS }, (_, b) => b));
+      await Promise.all(ctx.cluster.ids().map((id) => ctx.cluster.restart(id)));
+      f.end();
+    },
+    async inject(ctx) {
+      const [first, second] = ctx.cluster.ids();
+      assert(first !== undefined && second !== undefined);
+      const f = ctx.fault("lagging-repair-source", `${second} → ${first} delayed 150 ms (the other direction works)`);
+      ctx.cluster.cutOneWay(second, first, { kind: "delay", ms: 150 });
+      await during(ctx, ctx.workloadMs * 0.8, () => ctx.cluster.healNetwork());
+      f.end();
+      const s = await ctx.status(first);
+      ctx.facts["repairs"] = s?.repairsDone ?? 0;
+      ctx.note(`${first}: ${s?.corruptFound ?? 0} corrupt blocks found, ${s?.repairsDone ?? 0} repaired`);
+      ctx.facts["primary"] = await ctx.primary();
+    },
+    check(ctx) {
+      const failures: string[] = [];
+      if (ctx.facts["primary"] !== ctx.cluster.ids()[0]) failures.push(`the primary was not the node with the corrupt copies at the end of the workload (${String(ctx.facts["primary"])})`);
+      if (Number(ctx.facts["repairs"] ?? 0) === 0) failures.push("the primary repaired no block");
+      return failures;
     },
   },
   {
@@ -589,6 +639,61 @@ export const SCENARIOS: readonly Scenario[] = [
   },
   resyncCrash("source"),
   resyncCrash("target"),
+  resyncCrash("target"),
+  {
+    name: "resync-cut-source-crash",
+    criterion: `${COMMON}; during a region resync, the writes the primary acknowledged while cut from its other in-sync follower survive its SIGKILL`,
+    catches: ["count-inconsistent"],
+    workloadMs: (q) => (q ? 28_000 : 45_000),
+    // No handoff between the replica's return and the mount after the kill: a new mount restarts
+    // the resync from its own snapshot, and one during the cut takes the writes acknowledged
+    // without a quorum of in-sync replicas into that snapshot.
+    slotMs: (q) => (q ? 30_000 : 25_000),
+    bulk: true,
+    // A replica is away past the retained log and comes back; its region resync runs slowly. During
+    // it the primary's link to its other follower, the only other in-sync replica, is cut: a write
+    // has no quorum of in-sync replicas then (the resyncing one does not count). Still cut, the
+    // primary is SIGKILLed, and stays down until the volume is mounted again without it.
+    async inject(ctx) {
+      await ctx.at(ctx.workloadMs * 0.05);
+      const p = await ctx.primary();
+      const [target, other] = ctx.followers(p);
+      assert(target !== undefined && other !== undefined);
+      // Slow enough that the resync outlasts the cut (per node: whichever is primary).
+      await Promise.all(ctx.cluster.ids().map((id) => ctx.cluster.adminCall(id, "SetResyncRate", { bytesPerSec: RESYNC_SLOW_BYTES_PER_SEC })));
+      ctx.facts["regionResync"] = await awayPastRetainedLog(ctx, target);
+      const cutMs = 1500;
+      const f = ctx.fault("cut-and-kill-source", `${p} → ${other} cut (blackhole) during ${target}'s region resync; ${cutMs} ms later SIGKILL ${p}`, true);
+      ctx.cluster.cutOneWay(p, other, { kind: "blackhole" });
+      try {
+        await ctx.sleep(cutMs);
+        ctx.facts["stillResyncing"] = await isResyncing(ctx, p, target);
+        await ctx.cluster.kill(p, "SIGKILL");
+      } finally {
+        ctx.cluster.healNetwork();
+      }
+      // Down until another node's mount chose its base (bounded), so that the killed primary is not
+      // among the promisers. (The mount then waits: with one in-sync replica it cannot commit until
+      // the old primary is back or the resync is done.)
+      ctx.facts["remountedWithout"] = await waitUntil(
+        "base chosen without the old primary",
+        async () => {
+          for (const id of ctx.followers(p)) if (["fetching", "mounting", "active"].includes((await ctx.status(id))?.primaryPhase ?? "")) return true;
+          return false;
+        },
+        15_000,
+      );
+      await ctx.cluster.restart(p);
+      f.end();
+    },
+    check(ctx) {
+      const failures: string[] = [];
+      if (ctx.facts["regionResync"] !== true) failures.push("no region resync was seen before the cut");
+      if (ctx.facts["stillResyncing"] !== true) failures.push("the region resync had ended before the primary was killed");
+      if (ctx.facts["remountedWithout"] !== true) failures.push("no mount chose its base without the killed primary");
+      return failures;
+    },
+  },
   {
     name: "rolling-restart",
     criterion: `${COMMON}; ${FAILOVER}; every node back in sync before the next stops`,

@@ -3,7 +3,8 @@
  * npm test: every scenario once, briefly, on real processes, must pass; and
  * a planted bug must make the scenarios meant to catch it fail, on the
  * criterion the bug breaks: ack-before-quorum, no-lease-wait,
- * base-any-replica and accept-stale-epoch here (the last also by
+ * base-any-replica, count-inconsistent, repair-no-overlay and
+ * accept-stale-epoch here (the last also by
  * primary-cut-from-peers, but only in some runs, as timing allows; asserted
  * with takeover-cut-primary, which caught it in every run tried). Reports go
  * to a temp directory.
@@ -83,6 +84,18 @@ describe("bench:faults --quick", () => {
       expect(report.passed).toBe(false);
       const row = report.rows[0];
       expect(row !== undefined && unwound(row), explain(report)).toBe(true);
+    }
+  });
+
+  it("catches count-inconsistent (a resyncing replica counted toward W) and repair-no-overlay (a repaired block without the writes after its copy)", { timeout: 8 * 60_000 }, async () => {
+    const [count, repair] = await Promise.all([
+      runFaults({ quick: true, runs: 1, scenarios: ["resync-cut-source-crash"], bugs: ["count-inconsistent"], outDir: null, keep: false, parallel: 1, log }),
+      runFaults({ quick: true, runs: 1, scenarios: ["corrupt-primary-hot"], bugs: ["repair-no-overlay"], outDir: null, keep: false, parallel: 1, log }),
+    ]);
+    for (const report of [count, repair]) {
+      expect(report.passed).toBe(false);
+      const row = report.rows[0];
+      expect(row !== undefined && row.lostAcks + row.staleAcks + row.nonLinearizableReads > 0, explain(report)).toBe(true);
     }
   });
 });
