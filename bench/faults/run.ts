@@ -14,9 +14,10 @@
  * - Three volnode processes on loopback (cluster.ts), every link through a
  *   TCP fault proxy of this process: peer links per direction (n1→n2 is
  *   its own proxy), and client→node links. A 80 MiB volume of 4096-byte
- *   blocks: 64 hot blocks, 24 cold blocks (written once, before the
- *   workload, by the process "seed", where a scenario needs them), and a
- *   64 MiB bulk area for filler writes.
+ *   blocks: 64 hot blocks, 24 cold blocks (never written by the
+ *   workload), and a 64 MiB bulk area for filler writes. A scenario may
+ *   have the process "seed" write the cold blocks, the hot ones or both
+ *   once before the workload (Scenario.seeds).
  * - Three client processes (client-process.ts, through tsx) take the volume
  *   over in turn: slot k of SLOT_MS (6 s quick, 8 s full) belongs to client k mod 3, which mounts
  *   read-write with takeover at its start, so the previous holder is fenced

@@ -229,14 +229,25 @@ async function awayPastRetainedLog(ctx: ScenarioContext, target: string): Promis
   );
 }
 
+/** corrupt-primary-hot fails a run with fewer repairs than this from the late follower's copies. */
+const LATE_REPAIRS_MIN = 3;
+
+/** Blocks `primary` repaired from `source`'s copies (its log lines, kept since the run started). */
+function repairsFrom(ctx: ScenarioContext, primary: string, source: string): number {
+  let n = 0;
+  for (const line of ctx.cluster.node(primary).lines) {
+    if (!line.includes('"corrupt block repaired"')) continue;
+    try {
+      if ((JSON.parse(line) as { from?: unknown }).from === source) n++;
+    } catch {
+      // not JSON
+    }
+  }
+  return n;
+}
+
 /** Resync rate of resync-cut-source-crash: the region resync outlasts its cut. */
 const RESYNC_SLOW_BYTES_PER_SEC = 8 * 1024 * 1024;
-
-/** The primary `p` sees `target` in a region resync. */
-async function isResyncing(ctx: ScenarioContext, p: string, target: string): Promise<boolean> {
-  const s = await ctx.status(p);
-  return s?.followers.find((x) => x.node === target)?.resyncing === true;
-}
 
 /** A replica away past the retained log, then, during its region resync, SIGKILL of the resync's source (the primary) or target. */
 function resyncCrash(victim: "source" | "target"): Scenario {
@@ -546,40 +557,50 @@ export const SCENARIOS: readonly Scenario[] = [
   },
   {
     name: "corrupt-primary-hot",
-    criterion: `${COMMON}; corrupt copies on the primary repaired from a lagging follower, never returned`,
+    criterion: `${COMMON}; corrupt copies on the primary repaired from a follower whose copies arrive late, never returned`,
     catches: ["repair-no-overlay"],
     seeds: ["hot"],
     // Every hot block is corrupt on the node the clients mount through (the replica set's first),
-    // and the follower a repair asks first (the next in the set) answers 150 ms late: while its copy
-    // travels, the workload writes the block again. A repair must bring the copy forward with those
-    // writes, or a write acknowledged meanwhile is overwritten by an older value.
+    // and everything the follower a repair asks first (the next in the set) sends it arrives 150 ms
+    // late: while a good copy travels, the workload writes the block again. A repair must bring
+    // the copy forward with those writes, or a write acknowledged meanwhile is overwritten by an
+    // older value. (Until its first late answers, that follower does not count as in sync, and
+    // repairs ask the third node: the run counts those from the late one.)
     workloadMs: (q) => (q ? 8_000 : 30_000),
     netnsSkip: "needs delay on one link (tc netem is not available here)",
     async prepare(ctx) {
       const [first] = ctx.cluster.ids();
       assert(first !== undefined);
       const f = ctx.fault("corrupt-blocks", `every hot block bit-flipped in ${first}'s block data (nodes stopped)`);
-      await Promise.all(ctx.cluster.ids().map((id) => ctx.cluster.kill(id, "SIGTERM")));
-      corruptBlocks(ctx, first, Array.from({ length: HOT_BLOCKS }, (_, b) => b));
-      await Promise.all(ctx.cluster.ids().map((id) => ctx.cluster.restart(id)));
-      f.end();
+      try {
+        await Promise.all(ctx.cluster.ids().map((id) => ctx.cluster.kill(id, "SIGTERM")));
+        corruptBlocks(ctx, first, Array.from({ length: HOT_BLOCKS }, (_, b) => b));
+        await Promise.all(ctx.cluster.ids().map((id) => ctx.cluster.restart(id)));
+      } finally {
+        f.end();
+      }
     },
     async inject(ctx) {
       const [first, second] = ctx.cluster.ids();
       assert(first !== undefined && second !== undefined);
-      const f = ctx.fault("lagging-repair-source", `${second} → ${first} delayed 150 ms (the other direction works)`);
-      ctx.cluster.cutOneWay(second, first, { kind: "delay", ms: 150 });
-      await during(ctx, ctx.workloadMs * 0.8, () => ctx.cluster.healNetwork());
-      f.end();
+      const f = ctx.fault("late-repair-source", `everything ${second} sends ${first} delayed 150 ms (the other direction works)`);
+      try {
+        ctx.cluster.cutOneWay(second, first, { kind: "delay", ms: 150 });
+        await during(ctx, ctx.workloadMs * 0.8, () => ctx.cluster.healNetwork());
+      } finally {
+        f.end();
+      }
       const s = await ctx.status(first);
-      ctx.facts["repairs"] = s?.repairsDone ?? 0;
-      ctx.note(`${first}: ${s?.corruptFound ?? 0} corrupt blocks found, ${s?.repairsDone ?? 0} repaired`);
+      const late = repairsFrom(ctx, first, second);
+      ctx.facts["lateRepairs"] = late;
       ctx.facts["primary"] = await ctx.primary();
+      ctx.note(`${first}: ${s?.corruptFound ?? 0} corrupt blocks found, ${s?.repairsDone ?? 0} repaired, ${late} of them from ${second}'s late copies`);
     },
     check(ctx) {
       const failures: string[] = [];
-      if (ctx.facts["primary"] !== ctx.cluster.ids()[0]) failures.push(`the primary was not the node with the corrupt copies at the end of the workload (${String(ctx.facts["primary"])})`);
-      if (Number(ctx.facts["repairs"] ?? 0) === 0) failures.push("the primary repaired no block");
+      const first = ctx.cluster.ids()[0];
+      if (ctx.facts["primary"] !== first) failures.push(`the primary was not ${String(first)}, the node with the corrupt copies, at 0.8 of the workload (${String(ctx.facts["primary"])})`);
+      if (Number(ctx.facts["lateRepairs"] ?? 0) < LATE_REPAIRS_MIN) failures.push(`fewer than ${LATE_REPAIRS_MIN} blocks were repaired from the late follower's copies (${String(ctx.facts["lateRepairs"])})`);
       return failures;
     },
   },
@@ -639,57 +660,66 @@ export const SCENARIOS: readonly Scenario[] = [
   },
   resyncCrash("source"),
   resyncCrash("target"),
-  resyncCrash("target"),
   {
     name: "resync-cut-source-crash",
-    criterion: `${COMMON}; during a region resync, the writes the primary acknowledged while cut from its other in-sync follower survive its SIGKILL`,
+    criterion: `${COMMON}; no write acknowledged without W in-sync replicas: every acknowledged write survives the primary's SIGKILL while cut one way from its other in-sync follower during a region resync`,
     catches: ["count-inconsistent"],
     workloadMs: (q) => (q ? 28_000 : 45_000),
-    // No handoff between the replica's return and the mount after the kill: a new mount restarts
-    // the resync from its own snapshot, and one during the cut takes the writes acknowledged
-    // without a quorum of in-sync replicas into that snapshot.
-    slotMs: (q) => (q ? 30_000 : 25_000),
+    // One client, no handoff: a new mount between the replica's return and the mount after the kill
+    // would restart the resync from its own snapshot, and one during the cut would take the
+    // writes acknowledged without a quorum of in-sync replicas (the bug) into that snapshot.
+    slotMs: (q) => (q ? 30_000 : 46_000),
     bulk: true,
     // A replica is away past the retained log and comes back; its region resync runs slowly. During
-    // it the primary's link to its other follower, the only other in-sync replica, is cut: a write
-    // has no quorum of in-sync replicas then (the resyncing one does not count). Still cut, the
-    // primary is SIGKILLed, and stays down until the volume is mounted again without it.
+    // it the primary's link to its other follower, the only other in-sync replica, is cut one way:
+    // a write has no quorum of in-sync replicas then (the resyncing one does not count). Still cut,
+    // the primary is SIGKILLed, and stays down until another node's mount has chosen its base.
     async inject(ctx) {
       await ctx.at(ctx.workloadMs * 0.05);
       const p = await ctx.primary();
       const [target, other] = ctx.followers(p);
       assert(target !== undefined && other !== undefined);
-      // Slow enough that the resync outlasts the cut (per node: whichever is primary).
+      // Slow enough that the resync outlasts the cut (per node: whichever is primary); set back at the end.
+      const rates = new Map<string, number>();
+      for (const id of ctx.cluster.ids()) rates.set(id, (await ctx.cluster.adminCall<{ resyncBytesPerSec?: number }>(id, "NodeStatus", {})).resyncBytesPerSec ?? 0);
       await Promise.all(ctx.cluster.ids().map((id) => ctx.cluster.adminCall(id, "SetResyncRate", { bytesPerSec: RESYNC_SLOW_BYTES_PER_SEC })));
       ctx.facts["regionResync"] = await awayPastRetainedLog(ctx, target);
       const cutMs = 1500;
       const f = ctx.fault("cut-and-kill-source", `${p} → ${other} cut (blackhole) during ${target}'s region resync; ${cutMs} ms later SIGKILL ${p}`, true);
-      ctx.cluster.cutOneWay(p, other, { kind: "blackhole" });
       try {
+        ctx.cluster.cutOneWay(p, other, { kind: "blackhole" });
         await ctx.sleep(cutMs);
-        ctx.facts["stillResyncing"] = await isResyncing(ctx, p, target);
+        const s = await ctx.status(p);
+        const t = s?.followers.find((x) => x.node === target);
+        const o = s?.followers.find((x) => x.node === other);
+        ctx.facts["stillResyncing"] = t?.resyncing === true;
+        // Records reached the resyncing replica and not the other: there was something to lose.
+        ctx.facts["appendedPastOther"] = t !== undefined && o !== undefined && t.matchLsn > o.matchLsn;
         await ctx.cluster.kill(p, "SIGKILL");
+        // Down, and still cut (with --netns a DROP rule is no blackhole: the dead primary's kernel
+        // would retransmit its appends), until another node's mount chose its base, so that the
+        // killed primary is not among the promisers. (The mount then waits: with one in-sync
+        // replica it cannot commit until the old primary is back or the resync is done.)
+        ctx.facts["remountedWithout"] = await waitUntil(
+          "base chosen without the old primary",
+          async () => {
+            for (const id of ctx.followers(p)) if (["fetching", "mounting", "active"].includes((await ctx.status(id))?.primaryPhase ?? "")) return true;
+            return false;
+          },
+          15_000,
+        );
       } finally {
         ctx.cluster.healNetwork();
+        await restartIfDown(ctx, p);
+        f.end();
+        await Promise.all([...rates].map(([id, bytesPerSec]) => ctx.cluster.adminCall(id, "SetResyncRate", { bytesPerSec }).catch(() => undefined)));
       }
-      // Down until another node's mount chose its base (bounded), so that the killed primary is not
-      // among the promisers. (The mount then waits: with one in-sync replica it cannot commit until
-      // the old primary is back or the resync is done.)
-      ctx.facts["remountedWithout"] = await waitUntil(
-        "base chosen without the old primary",
-        async () => {
-          for (const id of ctx.followers(p)) if (["fetching", "mounting", "active"].includes((await ctx.status(id))?.primaryPhase ?? "")) return true;
-          return false;
-        },
-        15_000,
-      );
-      await ctx.cluster.restart(p);
-      f.end();
     },
     check(ctx) {
       const failures: string[] = [];
       if (ctx.facts["regionResync"] !== true) failures.push("no region resync was seen before the cut");
       if (ctx.facts["stillResyncing"] !== true) failures.push("the region resync had ended before the primary was killed");
+      if (ctx.facts["appendedPastOther"] !== true) failures.push("no record reached the resyncing replica past the cut-off one before the kill");
       if (ctx.facts["remountedWithout"] !== true) failures.push("no mount chose its base without the killed primary");
       return failures;
     },

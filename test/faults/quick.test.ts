@@ -96,6 +96,8 @@ describe("bench:faults --quick", () => {
       expect(report.passed).toBe(false);
       const row = report.rows[0];
       expect(row !== undefined && row.lostAcks + row.staleAcks + row.nonLinearizableReads > 0, explain(report)).toBe(true);
+      // Caught with the scenario's own preconditions met (its guards name what was missing).
+      expect(row?.notes ?? "", explain(report)).not.toMatch(/no region resync|resync had ended|no record reached|no mount chose|fewer than \d+ blocks were repaired|the primary was not/);
     }
   });
 });
