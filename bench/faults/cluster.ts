@@ -381,6 +381,21 @@ export class FaultCluster {
   }
 }
 
+/** Why the node took a replica out of service (its last "replica out of service" log line), or null. */
+export function outOfServiceReason(n: FaultNode): string | null {
+  for (let i = n.lines.length - 1; i >= 0; i--) {
+    const line = n.lines[i] ?? "";
+    if (!line.includes('"replica out of service"')) continue;
+    try {
+      const e = (JSON.parse(line) as { err?: { message?: unknown } }).err;
+      return typeof e?.message === "string" ? e.message : "replica out of service";
+    } catch {
+      return "replica out of service";
+    }
+  }
+  return null;
+}
+
 /** The node's fatal log line, else the end of its stderr, for a report. */
 function lastWords(n: FaultNode): string {
   for (let i = n.lines.length - 1; i >= 0 && i >= n.lines.length - 50; i--) {

@@ -90,7 +90,7 @@ import { limits } from "../../src/core/limits.js";
 import { PLANTED_BUG_NAMES } from "../../src/core/replica.js";
 import { renderJson, writeReport, type ScenarioRow } from "../../tools/faults-report.js";
 import { checkHistory, type CheckResult, type ReplicaChecksums } from "./checker.js";
-import { FaultCluster, ROOT, trackChild, withTimeout } from "./cluster.js";
+import { FaultCluster, ROOT, outOfServiceReason, trackChild, withTimeout } from "./cluster.js";
 import { netnsUnavailable } from "./netns.js";
 import type { ClientProcessConfig } from "./client-process.js";
 import { classifyWriteError, parseHistory, serializeEvent, type HistoryEvent } from "./history.js";
@@ -665,7 +665,14 @@ async function runScenario(s: Scenario, runIndex: number, opts: FaultsOptions, w
       resyncSeen.ms = Math.max(resyncSeen.ms, conv.resyncMs);
       resyncSeen.bytes = Math.max(resyncSeen.bytes, conv.resyncBytes);
     }
-    if (conv.checksums === null && verify.vol !== null) failures.push(`replicas not in sync within ${RESYNC_BOUND_MS} ms after healing: ${conv.why}`);
+    if (conv.checksums === null && verify.vol !== null) {
+      // A replica its node took out of service (a store error) never comes back by itself: say why.
+      const out: string[] = [];
+      for (const id of c.ids()) {
+        if ((await adminStatus(c, id))?.diskFailed === true) out.push(`${id} out of service: ${outOfServiceReason(c.node(id)) ?? "no reason logged"}`);
+      }
+      failures.push(`replicas not in sync within ${RESYNC_BOUND_MS} ms after healing: ${conv.why}${out.length > 0 ? ` (${out.join("; ")})` : ""}`);
+    }
     const extra = s.check === undefined ? [] : await s.check(ctx);
     failures.push(...extra);
     for (const e of c.selfExits) if (!failures.includes(e)) failures.push(e);

@@ -84,7 +84,10 @@ export interface Scenario {
    * 3 of 3, and no-lease-wait in 3 of 3; takeover-lagging-replica caught
    * base-any-replica in 3 of 3). 2026-11-27: resync-cut-source-crash caught
    * count-inconsistent in 3 of 3 and corrupt-primary-hot repair-no-overlay
-   * in 3 of 3.
+   * in 3 of 3; takeover-cut-primary apply-uncommitted in 4 of 4 (the old
+   * primary cannot unwind the records it applied, and its replica leaves
+   * service), resync-target-crash and resync-source-crash resync-mark-early
+   * in 3 of 3 each (divergent blocks).
    */
   readonly catches: readonly string[];
   readonly needsRoot?: boolean;
@@ -249,6 +252,44 @@ function repairsFrom(ctx: ScenarioContext, primary: string, source: string): num
 /** Resync rate of resync-cut-source-crash: the region resync outlasts its cut. */
 const RESYNC_SLOW_BYTES_PER_SEC = 8 * 1024 * 1024;
 
+/**
+ * resync-cut-source-crash's faults: `target` away past the retained log; during its region resync
+ * `p` (the primary) cut one way from `other`, then SIGKILLed; `p` back once another node's mount
+ * chose its base.
+ */
+async function cutAndKillDuringResync(ctx: ScenarioContext, p: string, target: string, other: string): Promise<void> {
+  ctx.facts["regionResync"] = await awayPastRetainedLog(ctx, target);
+  const cutMs = 1500;
+  const f = ctx.fault("cut-and-kill-source", `${p} → ${other} cut (blackhole) during ${target}'s region resync; ${cutMs} ms later SIGKILL ${p}`, true);
+  try {
+    ctx.cluster.cutOneWay(p, other, { kind: "blackhole" });
+    await ctx.sleep(cutMs);
+    const s = await ctx.status(p);
+    const t = s?.followers.find((x) => x.node === target);
+    const o = s?.followers.find((x) => x.node === other);
+    ctx.facts["stillResyncing"] = t?.resyncing === true;
+    // Records reached the resyncing replica and not the other: there was something to lose.
+    ctx.facts["appendedPastOther"] = t !== undefined && o !== undefined && t.matchLsn > o.matchLsn;
+    await ctx.cluster.kill(p, "SIGKILL");
+    // Down, and still cut (with --netns a DROP rule is no blackhole: the dead primary's kernel
+    // would retransmit its appends), until another node's mount chose its base, so that the
+    // killed primary is not among the promisers. (The mount then waits: with one in-sync
+    // replica it cannot commit until the old primary is back or the resync is done.)
+    ctx.facts["remountedWithout"] = await waitUntil(
+      "base chosen without the old primary",
+      async () => {
+        for (const id of ctx.followers(p)) if (["fetching", "mounting", "active"].includes((await ctx.status(id))?.primaryPhase ?? "")) return true;
+        return false;
+      },
+      15_000,
+    );
+  } finally {
+    ctx.cluster.healNetwork();
+    await restartIfDown(ctx, p);
+    f.end();
+  }
+}
+
 /** A replica away past the retained log, then, during its region resync, SIGKILL of the resync's source (the primary) or target. */
 function resyncCrash(victim: "source" | "target"): Scenario {
   return {
@@ -382,7 +423,7 @@ export const SCENARIOS: readonly Scenario[] = [
   {
     name: "takeover-cut-primary",
     criterion: `${COMMON}; ${FAILOVER}`,
-    catches: ["no-lease-wait", "accept-stale-epoch"],
+    catches: ["no-lease-wait", "accept-stale-epoch", "apply-uncommitted"],
     // Client k mounts through node k, so every handoff moves the primary. Just before a handoff the
     // primary is cut from its peers; the next client mounts through another node at once, while the
     // old client's readers keep reading through the old primary under its lease: the new mount must
@@ -683,35 +724,9 @@ export const SCENARIOS: readonly Scenario[] = [
       const rates = new Map<string, number>();
       for (const id of ctx.cluster.ids()) rates.set(id, (await ctx.cluster.adminCall<{ resyncBytesPerSec?: number }>(id, "NodeStatus", {})).resyncBytesPerSec ?? 0);
       await Promise.all(ctx.cluster.ids().map((id) => ctx.cluster.adminCall(id, "SetResyncRate", { bytesPerSec: RESYNC_SLOW_BYTES_PER_SEC })));
-      ctx.facts["regionResync"] = await awayPastRetainedLog(ctx, target);
-      const cutMs = 1500;
-      const f = ctx.fault("cut-and-kill-source", `${p} → ${other} cut (blackhole) during ${target}'s region resync; ${cutMs} ms later SIGKILL ${p}`, true);
       try {
-        ctx.cluster.cutOneWay(p, other, { kind: "blackhole" });
-        await ctx.sleep(cutMs);
-        const s = await ctx.status(p);
-        const t = s?.followers.find((x) => x.node === target);
-        const o = s?.followers.find((x) => x.node === other);
-        ctx.facts["stillResyncing"] = t?.resyncing === true;
-        // Records reached the resyncing replica and not the other: there was something to lose.
-        ctx.facts["appendedPastOther"] = t !== undefined && o !== undefined && t.matchLsn > o.matchLsn;
-        await ctx.cluster.kill(p, "SIGKILL");
-        // Down, and still cut (with --netns a DROP rule is no blackhole: the dead primary's kernel
-        // would retransmit its appends), until another node's mount chose its base, so that the
-        // killed primary is not among the promisers. (The mount then waits: with one in-sync
-        // replica it cannot commit until the old primary is back or the resync is done.)
-        ctx.facts["remountedWithout"] = await waitUntil(
-          "base chosen without the old primary",
-          async () => {
-            for (const id of ctx.followers(p)) if (["fetching", "mounting", "active"].includes((await ctx.status(id))?.primaryPhase ?? "")) return true;
-            return false;
-          },
-          15_000,
-        );
+        await cutAndKillDuringResync(ctx, p, target, other);
       } finally {
-        ctx.cluster.healNetwork();
-        await restartIfDown(ctx, p);
-        f.end();
         await Promise.all([...rates].map(([id, bytesPerSec]) => ctx.cluster.adminCall(id, "SetResyncRate", { bytesPerSec }).catch(() => undefined)));
       }
     },

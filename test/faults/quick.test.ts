@@ -2,9 +2,9 @@
  * The quick fault benchmark (`npm run bench:faults -- --quick`) as part of
  * npm test: every scenario once, briefly, on real processes, must pass; and
  * a planted bug must make the scenarios meant to catch it fail, on the
- * criterion the bug breaks: ack-before-quorum, no-lease-wait,
- * base-any-replica, count-inconsistent, repair-no-overlay and
- * accept-stale-epoch here (the last also by
+ * criterion the bug breaks: every bug of the simulator (ack-before-quorum,
+ * no-lease-wait, base-any-replica, count-inconsistent, repair-no-overlay,
+ * apply-uncommitted, resync-mark-early and accept-stale-epoch; the last also by
  * primary-cut-from-peers, but only in some runs, as timing allows; asserted
  * with takeover-cut-primary, which caught it in every run tried). Reports go
  * to a temp directory.
@@ -99,5 +99,19 @@ describe("bench:faults --quick", () => {
       // Caught with the scenario's own preconditions met (its guards name what was missing).
       expect(row?.notes ?? "", explain(report)).not.toMatch(/no region resync|resync had ended|no record reached|no mount chose|fewer than \d+ blocks were repaired|the primary was not/);
     }
+  });
+
+  it("catches apply-uncommitted (the old primary applied records that are then cut) and resync-mark-early (a replica marked in sync before its regions arrived)", { timeout: 8 * 60_000 }, async () => {
+    const [apply, early] = await Promise.all([
+      runFaults({ quick: true, runs: 1, scenarios: ["takeover-cut-primary"], bugs: ["apply-uncommitted"], outDir: null, keep: false, parallel: 1, log }),
+      runFaults({ quick: true, runs: 1, scenarios: ["resync-target-crash"], bugs: ["resync-mark-early"], outDir: null, keep: false, parallel: 1, log }),
+    ]);
+    expect(apply.passed).toBe(false);
+    const a = apply.rows[0];
+    expect(a !== undefined && unwound(a), explain(apply)).toBe(true);
+    expect(early.passed).toBe(false);
+    // Its blocks were never copied: they differ from the others' (or reads saw it first).
+    const e = early.rows[0];
+    expect(e !== undefined && e.divergentBlocks + e.lostAcks + e.nonLinearizableReads > 0, explain(early)).toBe(true);
   });
 });
