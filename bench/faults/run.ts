@@ -50,7 +50,8 @@
  *   write). Then (if it mounted) the runner waits until the primary
  *   sees every follower consistent and caught up and every replica reports
  *   the same applied lsn (bounded by RESYNC_BOUND_MS: past it, the row
- *   fails), and compares the replicas' checksums (Admin.RegionChecksums,
+ *   fails; at once when a node has taken its replica out of service, which
+ *   only a restart undoes), and compares the replicas' checksums (Admin.RegionChecksums,
  *   then Admin.BlockChecksums of any region that differs).
  * - checker.ts judges the history. A run passes when the checker finds
  *   nothing (0 lost or stale acks, 0 non-linearizable or undecodable reads,
@@ -133,6 +134,8 @@ export const QUICK_PARALLEL = 2;
 const DIVERGENT_REGIONS_BY_BLOCK_MAX = 16;
 /** The block of the final verification's write. */
 const PROBE_BLOCK = COLD_FIRST + COLD_BLOCKS;
+/** converge() gives up this long after it first saw a replica out of service (a status read racing a restart aside, it stays so). */
+const OUT_OF_SERVICE_GRACE_MS = 2000;
 /**
  * A client whose takeover failed tries again only after a lease and a
  * second: mount attempts of two clients every few hundred ms fence each
@@ -398,13 +401,26 @@ async function verifyReads(clusterFile: string, blocks: readonly number[], event
   return { close, vol, failure };
 }
 
-/** Waits until every replica is consistent, caught up and applied to the same lsn; then their region checksums. */
+/**
+ * Waits until every replica is consistent, caught up and applied to the same
+ * lsn; then their region checksums. Gives up at once (after a short grace)
+ * when a node has taken its replica out of service: only a restart brings
+ * that back, so waiting out the bound would only delay the report.
+ */
 async function converge(cluster: FaultCluster, primaryHint: string | null): Promise<{ checksums: ReplicaChecksums[] | null; waitedMs: number; resyncMs: number; resyncBytes: number; why: string }> {
   const t0 = Date.now();
   let why = "no primary";
   let resyncMs = 0;
   let resyncBytes = 0;
+  let outSince: number | null = null;
   while (Date.now() - t0 < RESYNC_BOUND_MS) {
+    const out: string[] = [];
+    for (const id of cluster.ids()) {
+      if ((await adminStatus(cluster, id))?.diskFailed === true) out.push(`${id} out of service: ${outOfServiceReason(cluster.node(id)) ?? "no reason logged"}`);
+    }
+    if (out.length === 0) outSince = null;
+    else if (outSince === null) outSince = Date.now();
+    else if (Date.now() - outSince >= OUT_OF_SERVICE_GRACE_MS) return { checksums: null, waitedMs: Date.now() - t0, resyncMs, resyncBytes, why: out.join("; ") };
     const primary = primaryHint ?? (await findPrimary(cluster));
     const ps = primary === null ? null : await adminStatus(cluster, primary);
     if (ps === null || primary === null) {
@@ -665,14 +681,7 @@ async function runScenario(s: Scenario, runIndex: number, opts: FaultsOptions, w
       resyncSeen.ms = Math.max(resyncSeen.ms, conv.resyncMs);
       resyncSeen.bytes = Math.max(resyncSeen.bytes, conv.resyncBytes);
     }
-    if (conv.checksums === null && verify.vol !== null) {
-      // A replica its node took out of service (a store error) never comes back by itself: say why.
-      const out: string[] = [];
-      for (const id of c.ids()) {
-        if ((await adminStatus(c, id))?.diskFailed === true) out.push(`${id} out of service: ${outOfServiceReason(c.node(id)) ?? "no reason logged"}`);
-      }
-      failures.push(`replicas not in sync within ${RESYNC_BOUND_MS} ms after healing: ${conv.why}${out.length > 0 ? ` (${out.join("; ")})` : ""}`);
-    }
+    if (conv.checksums === null && verify.vol !== null) failures.push(`replicas not in sync after healing (bound ${RESYNC_BOUND_MS} ms, waited ${Math.round(conv.waitedMs)} ms): ${conv.why}`);
     const extra = s.check === undefined ? [] : await s.check(ctx);
     failures.push(...extra);
     for (const e of c.selfExits) if (!failures.includes(e)) failures.push(e);
