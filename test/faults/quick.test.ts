@@ -30,6 +30,11 @@ afterAll(async () => {
   await rm(out, { recursive: true, force: true });
 });
 
+/** One quick run of `scenarios` with `bug` planted in every node, no report written. */
+function withBug(scenarios: readonly string[], bug: string): Promise<FaultsReport> {
+  return runFaults({ quick: true, runs: 1, scenarios: [...scenarios], bugs: [bug], outDir: null, keep: false, parallel: scenarios.length, log });
+}
+
 function explain(r: FaultsReport): string {
   return `${r.rows.map((x) => `${x.scenario}: ${x.passed ? "pass" : "FAIL"} ${x.notes ?? ""}`).join("\n")}\n--- log ---\n${lines.slice(-60).join("\n")}`;
 }
@@ -57,7 +62,7 @@ describe("bench:faults --quick", () => {
   });
 
   it("catches ack-before-quorum: the primary cut off from its peers acknowledges writes that are then lost or read stale", { timeout: 5 * 60_000 }, async () => {
-    const report = await runFaults({ quick: true, runs: 1, scenarios: ["primary-cut-from-peers", "one-way-partition"], bugs: ["ack-before-quorum"], outDir: null, keep: false, parallel: 2, log });
+    const report = await withBug(["primary-cut-from-peers", "one-way-partition"], "ack-before-quorum");
     expect(report.passed).toBe(false);
     // Each of the two is meant to catch it; one catching it is enough (timing decides how many writes the cut-off primary acknowledges alone).
     const caught = report.rows.filter((r) => !r.passed && r.lostAcks + r.staleAcks + r.nonLinearizableReads > 0);
@@ -65,7 +70,7 @@ describe("bench:faults --quick", () => {
   });
 
   it("catches no-lease-wait: the old primary serves reads under its lease after the new mount acknowledged writes", { timeout: 5 * 60_000 }, async () => {
-    const report = await runFaults({ quick: true, runs: 1, scenarios: ["takeover-cut-primary"], bugs: ["no-lease-wait"], outDir: null, keep: false, parallel: 1, log });
+    const report = await withBug(["takeover-cut-primary"], "no-lease-wait");
     expect(report.passed).toBe(false);
     expect(report.rows[0]?.nonLinearizableReads ?? 0, explain(report)).toBeGreaterThan(0);
   });
@@ -77,8 +82,8 @@ describe("bench:faults --quick", () => {
 
   it("catches base-any-replica (a mount continues a lagging replica's history) and accept-stale-epoch (a replica takes the old primary's held appends)", { timeout: 8 * 60_000 }, async () => {
     const [base, stale] = await Promise.all([
-      runFaults({ quick: true, runs: 1, scenarios: ["takeover-lagging-replica"], bugs: ["base-any-replica"], outDir: null, keep: false, parallel: 1, log }),
-      runFaults({ quick: true, runs: 1, scenarios: ["takeover-cut-primary"], bugs: ["accept-stale-epoch"], outDir: null, keep: false, parallel: 1, log }),
+      withBug(["takeover-lagging-replica"], "base-any-replica"),
+      withBug(["takeover-cut-primary"], "accept-stale-epoch"),
     ]);
     for (const report of [base, stale]) {
       expect(report.passed).toBe(false);
@@ -89,8 +94,8 @@ describe("bench:faults --quick", () => {
 
   it("catches count-inconsistent (a resyncing replica counted toward W) and repair-no-overlay (a repaired block without the writes after its copy)", { timeout: 8 * 60_000 }, async () => {
     const [count, repair] = await Promise.all([
-      runFaults({ quick: true, runs: 1, scenarios: ["resync-cut-source-crash"], bugs: ["count-inconsistent"], outDir: null, keep: false, parallel: 1, log }),
-      runFaults({ quick: true, runs: 1, scenarios: ["corrupt-primary-hot"], bugs: ["repair-no-overlay"], outDir: null, keep: false, parallel: 1, log }),
+      withBug(["resync-cut-source-crash"], "count-inconsistent"),
+      withBug(["corrupt-primary-hot"], "repair-no-overlay"),
     ]);
     for (const report of [count, repair]) {
       expect(report.passed).toBe(false);
@@ -103,8 +108,8 @@ describe("bench:faults --quick", () => {
 
   it("catches apply-uncommitted (the old primary applied records that are then cut) and resync-mark-early (a replica marked in sync before its regions arrived)", { timeout: 8 * 60_000 }, async () => {
     const [apply, early] = await Promise.all([
-      runFaults({ quick: true, runs: 1, scenarios: ["takeover-cut-primary"], bugs: ["apply-uncommitted"], outDir: null, keep: false, parallel: 1, log }),
-      runFaults({ quick: true, runs: 1, scenarios: ["resync-target-crash"], bugs: ["resync-mark-early"], outDir: null, keep: false, parallel: 1, log }),
+      withBug(["takeover-cut-primary"], "apply-uncommitted"),
+      withBug(["resync-target-crash"], "resync-mark-early"),
     ]);
     expect(apply.passed).toBe(false);
     const a = apply.rows[0];
