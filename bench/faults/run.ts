@@ -580,6 +580,7 @@ async function runScenario(s: Scenario, runIndex: number, opts: FaultsOptions, w
       slotMs,
       dir,
       at: (ms) => sleep(Number(startNs + BigInt(Math.round(ms)) * 1_000_000n - nowNs()) / 1e6),
+      elapsedMs: () => Number(nowNs() - startNs) / 1e6,
       sleep,
       fault(name, detail, hitsPrimary = false) {
         const atNs = nowNs();

@@ -63,7 +63,7 @@ describe("bench:faults --quick", () => {
 
   it("catches ack-before-quorum: the primary cut off from its peers acknowledges writes that are then lost or read stale", { timeout: 5 * 60_000 }, async () => {
     const report = await withBug(["primary-cut-from-peers", "one-way-partition"], "ack-before-quorum");
-    expect(report.passed).toBe(false);
+    expect(report.passed, explain(report)).toBe(false);
     // Each of the two is meant to catch it; one catching it is enough (timing decides how many writes the cut-off primary acknowledges alone).
     const caught = report.rows.filter((r) => !r.passed && r.lostAcks + r.staleAcks + r.nonLinearizableReads > 0);
     expect(caught.length, explain(report)).toBeGreaterThan(0);
@@ -71,7 +71,7 @@ describe("bench:faults --quick", () => {
 
   it("catches no-lease-wait: the old primary serves reads under its lease after the new mount acknowledged writes", { timeout: 5 * 60_000 }, async () => {
     const report = await withBug(["takeover-cut-primary"], "no-lease-wait");
-    expect(report.passed).toBe(false);
+    expect(report.passed, explain(report)).toBe(false);
     expect(report.rows[0]?.nonLinearizableReads ?? 0, explain(report)).toBeGreaterThan(0);
   });
 
@@ -86,7 +86,7 @@ describe("bench:faults --quick", () => {
       withBug(["takeover-cut-primary"], "accept-stale-epoch"),
     ]);
     for (const report of [base, stale]) {
-      expect(report.passed).toBe(false);
+      expect(report.passed, explain(report)).toBe(false);
       const row = report.rows[0];
       expect(row !== undefined && unwound(row), explain(report)).toBe(true);
     }
@@ -98,7 +98,7 @@ describe("bench:faults --quick", () => {
       withBug(["corrupt-primary-hot"], "repair-no-overlay"),
     ]);
     for (const report of [count, repair]) {
-      expect(report.passed).toBe(false);
+      expect(report.passed, explain(report)).toBe(false);
       const row = report.rows[0];
       expect(row !== undefined && row.lostAcks + row.staleAcks + row.nonLinearizableReads > 0, explain(report)).toBe(true);
       // Caught with the scenario's own preconditions met (its guards name what was missing).
@@ -111,10 +111,10 @@ describe("bench:faults --quick", () => {
       withBug(["takeover-cut-primary"], "apply-uncommitted"),
       withBug(["resync-target-crash"], "resync-mark-early"),
     ]);
-    expect(apply.passed).toBe(false);
+    expect(apply.passed, explain(apply)).toBe(false);
     const a = apply.rows[0];
     expect(a !== undefined && unwound(a), explain(apply)).toBe(true);
-    expect(early.passed).toBe(false);
+    expect(early.passed, explain(early)).toBe(false);
     // Its blocks were never copied: they differ from the others' (or reads saw it first).
     const e = early.rows[0];
     expect(e !== undefined && e.divergentBlocks + e.lostAcks + e.nonLinearizableReads > 0, explain(early)).toBe(true);
