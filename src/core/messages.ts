@@ -127,7 +127,14 @@ export interface RegionCopy {
   readonly type: "region";
   readonly epoch: Epoch;
   readonly region: number;
+  /** The bytes of the blocks `blocks` names, in order (of every block of the region if it is null). */
   readonly data: Uint8Array;
+  /**
+   * Which blocks of the region `data` carries (block-mask.ts), or null for
+   * all: those written at the source after the target's version of the
+   * region. The others hold the same bytes on both.
+   */
+  readonly blocks: Uint8Array | null;
   readonly version: Version;
   /** The source's applied lsn when it read the region. */
   readonly copiedAt: Lsn;
@@ -139,6 +146,8 @@ export interface RegionReply {
   readonly type: "regionReply";
   readonly epoch: Epoch;
   readonly region: number;
+  /** Bytes of block data the copy carried (what the resync counts as copied). */
+  readonly bytes: number;
   /** The copy's attempt: a late reply to an earlier attempt's copy never counts for a later one. */
   readonly seq: number;
 }
@@ -373,7 +382,7 @@ export type CoreAction =
       readonly consistentThrough: Version;
       readonly token: DurableToken;
     }
-  | { readonly type: "installRegion"; readonly region: number; readonly data: Uint8Array; readonly version: Version; readonly copiedAt: Lsn; readonly token: DurableToken }
+  | { readonly type: "installRegion"; readonly region: number; readonly data: Uint8Array; readonly blocks: Uint8Array | null; readonly version: Version; readonly copiedAt: Lsn; readonly token: DurableToken }
   /** Make applied data durable, then mark the replica consistent. */
   | { readonly type: "markConsistent"; readonly token: DurableToken }
   /** Write committed records through `lsn` into the block data (rule 6). */
@@ -382,8 +391,12 @@ export type CoreAction =
   | { readonly type: "readBlocks"; readonly reqId: RequestId; readonly block: BlockIndex; readonly blockCount: number; readonly overlay: readonly LogRecord[] }
   /** Read one block of the applied data and send it to `to` as BlockData (null data if it fails its checksum). */
   | { readonly type: "sendBlock"; readonly to: NodeId; readonly epoch: Epoch; readonly seq: number; readonly block: BlockIndex }
-  /** Read a region of the applied data and send it to `to` as a RegionCopy of `epoch`. */
-  | { readonly type: "sendRegion"; readonly to: NodeId; readonly epoch: Epoch; readonly region: number; readonly seq: number }
+  /**
+   * Read a region of the applied data and send it to `to` as a RegionCopy of
+   * `epoch`: only its blocks written after `sinceLsn` (the target's version of
+   * the region), or every block if it is null.
+   */
+  | { readonly type: "sendRegion"; readonly to: NodeId; readonly epoch: Epoch; readonly region: number; readonly seq: number; readonly sinceLsn: Lsn | null }
   | { readonly type: "reply"; readonly reqId: RequestId; readonly result: MountResult | WriteResult | UnmountResult | RequestFailure }
   /** A protocol state change, for the log. */
   | { readonly type: "trace"; readonly event: string; readonly detail: Readonly<Record<string, string | number | boolean>> };

@@ -172,6 +172,8 @@ interface ResyncProgress {
   theirVersions: readonly Version[] | null;
   readonly seq: number;
   todo: number[];
+  /** Per region to copy, the target's version's lsn: only blocks written after it are sent (null: every block). */
+  readonly since: Map<number, Lsn | null>;
   readonly inFlight: Set<number>;
   regionsTotal: number;
   lastProgressTick: number;
@@ -1463,8 +1465,8 @@ export class ReplicaCore {
       this.regionVersions[msg.region] = version;
       this.regionsInstalled.add(msg.region);
       this.dirtyShadow.delete(msg.region);
-      const token = this.token(() => this.send(from, { type: "regionReply", epoch: msg.epoch, region: msg.region, seq: msg.seq } satisfies RegionReply));
-      this.out.push({ type: "installRegion", region: msg.region, data: msg.data, version: msg.version, copiedAt: msg.copiedAt, token });
+      const token = this.token(() => this.send(from, { type: "regionReply", epoch: msg.epoch, region: msg.region, seq: msg.seq, bytes: msg.data.length } satisfies RegionReply));
+      this.out.push({ type: "installRegion", region: msg.region, data: msg.data, blocks: msg.blocks, version: msg.version, copiedAt: msg.copiedAt, token });
     }
   }
 
@@ -2209,6 +2211,7 @@ export class ReplicaCore {
       theirVersions: null,
       seq: this.now,
       todo: [],
+      since: new Map(),
       inFlight: new Set(),
       regionsTotal: 0,
       lastProgressTick: this.now,
@@ -2258,7 +2261,11 @@ export class ReplicaCore {
         // REGION_DIRTY equals no version, not even itself: such a region is
         // copied whatever this primary's version says (seed 3707 resynced a
         // replica whose dirty regions matched a primary's dirty ones).
-        if (theirs === undefined || isRegionDirty(theirs) || isRegionDirty(mine) || !versionEquals(theirs, mine)) r.todo.push(i);
+        if (theirs === undefined || isRegionDirty(theirs) || isRegionDirty(mine) || !versionEquals(theirs, mine)) {
+          r.todo.push(i);
+          // Only the blocks written after the target's version of the region move (all, if it has none: dirty).
+          r.since.set(i, theirs === undefined || isRegionDirty(theirs) ? null : theirs.lsn);
+        }
       }
       r.regionsTotal = r.todo.length;
       r.theirVersions = null;
@@ -2276,7 +2283,7 @@ export class ReplicaCore {
       const region = r.todo.shift();
       assert(region !== undefined);
       r.inFlight.add(region);
-      this.out.push({ type: "sendRegion", to: f.node, epoch: p.epoch, region, seq: r.seq });
+      this.out.push({ type: "sendRegion", to: f.node, epoch: p.epoch, region, seq: r.seq, sinceLsn: r.since.get(region) ?? null });
     }
     if (r.todo.length === 0 && r.inFlight.size === 0) {
       r.phase = "done";
@@ -2292,7 +2299,7 @@ export class ReplicaCore {
     if (m.seq !== f.resync.seq || !f.resync.inFlight.delete(m.region)) return;
     f.resync.lastProgressTick = this.now;
     f.resync.regionsCopied++;
-    f.resync.bytesCopied += this.regionBytes(m.region);
+    f.resync.bytesCopied += m.bytes;
     this.pumpResync(p, f);
   }
 

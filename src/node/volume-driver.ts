@@ -14,6 +14,7 @@
  * should not happen, takes the replica out of service for good: every
  * request is answered DISK_FAILED and the core is stepped no more.
  */
+import { maskCount, maskFits } from "../core/block-mask.js";
 import { performance } from "node:perf_hooks";
 import { crc32 } from "../storage/crc32.js";
 import { VolumeError, type ErrorCode } from "../core/errors.js";
@@ -308,7 +309,9 @@ export class VolumeDriver {
       const first = msg.region * limits.regionBlocks;
       if (first >= this.config.blockCount) return `no region ${msg.region}`;
       const blocks = Math.min(limits.regionBlocks, this.config.blockCount - first);
-      if (msg.data.length !== blocks * this.config.blockSize) return `region ${msg.region} has ${msg.data.length} bytes`;
+      if (msg.blocks !== null && !maskFits(msg.blocks, blocks)) return `region ${msg.region} has a block mask of ${msg.blocks.length} bytes that does not fit its ${blocks} blocks`;
+      const carried = maskCount(msg.blocks, blocks);
+      if (msg.data.length !== carried * this.config.blockSize) return `region ${msg.region} has ${msg.data.length} bytes for ${carried} blocks`;
     }
     return null;
   }
@@ -387,7 +390,7 @@ export class VolumeDriver {
         return this.persist(a.token, p);
       }
       case "installRegion": {
-        const p = store.installRegion(a.region, a.data, a.version, a.copiedAt);
+        const p = store.installRegion(a.region, a.data, a.version, a.copiedAt, a.blocks);
         this.installedSinceCheckpoint += a.data.length;
         this.dataBarrier = p.catch(() => undefined);
         return this.persist(a.token, p);
@@ -407,14 +410,14 @@ export class VolumeDriver {
         return this.readBlocks(a.reqId, a.block, a.blockCount, a.overlay);
       case "sendRegion": {
         const copiedAt = this.lastApplyLsn;
-        const { to, epoch, region, seq } = a;
+        const { to, epoch, region, seq, sinceLsn } = a;
         // A corrupt block fails the copy (the target asks again later) and is repaired meanwhile; other errors fail the replica.
-        const read = store.readRegion(region);
+        const read = store.readRegion(region, sinceLsn);
         this.storeCalls.add(read);
         read.then(
-          ({ data, version }) => {
+          ({ data, version, blocks }) => {
             this.storeCalls.delete(read);
-            if (!this.closed) this.opts.peers.send(to, this.name, { type: "region", epoch, region, data, version, copiedAt, seq });
+            if (!this.closed) this.opts.peers.send(to, this.name, { type: "region", epoch, region, data, blocks, version, copiedAt, seq });
           },
           (err: unknown) => {
             this.storeCalls.delete(read);

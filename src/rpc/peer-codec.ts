@@ -178,10 +178,18 @@ export function encodePeerMessage(volume: string, msg: PeerMessage, payloads: Ui
       payloads.push(msg.data);
       return {
         volume,
-        region: { epoch: msg.epoch, region: msg.region, dataLength: msg.data.length, version: regionVersionOut(msg.version), copiedAt: msg.copiedAt, seq: msg.seq },
+        region: {
+          epoch: msg.epoch,
+          region: msg.region,
+          dataLength: msg.data.length,
+          version: regionVersionOut(msg.version),
+          copiedAt: msg.copiedAt,
+          seq: msg.seq,
+          ...(msg.blocks === null ? {} : { blocks: msg.blocks }),
+        },
       };
     case "regionReply":
-      return { volume, regionReply: { epoch: msg.epoch, region: msg.region, seq: msg.seq } };
+      return { volume, regionReply: { epoch: msg.epoch, region: msg.region, seq: msg.seq, bytes: msg.bytes } };
     case "resyncDone":
       return { volume, resyncDone: { epoch: msg.epoch, snapshot: versionOut(msg.snapshot), seq: msg.seq } };
     case "resyncDoneReply":
@@ -426,12 +434,13 @@ export function decodePeerMessage(wire: unknown): { volume: string; msg: PeerMes
           epoch,
           region: uint(b["region"], "region.region"),
           data: bytes(b["data"], "region.data"),
+          blocks: b["blocks"] === undefined || bytes(b["blocks"], "region.blocks").length === 0 ? null : bytes(b["blocks"], "region.blocks"),
           version: regionVersionIn(b["version"], "region.version"),
           copiedAt: asLsn(uint(b["copiedAt"], "region.copiedAt")),
           seq: uint(b["seq"], "region.seq"),
         };
       case "regionReply":
-        return { type: "regionReply", epoch, region: uint(b["region"], "regionReply.region"), seq: uint(b["seq"], "regionReply.seq") };
+        return { type: "regionReply", epoch, region: uint(b["region"], "regionReply.region"), seq: uint(b["seq"], "regionReply.seq"), bytes: uint(b["bytes"] ?? 0, "regionReply.bytes") };
       case "resyncDone":
         return { type: "resyncDone", epoch, snapshot: versionIn(b["snapshot"], "resyncDone.snapshot"), seq: uint(b["seq"], "resyncDone.seq") };
       case "resyncDoneReply":

@@ -59,6 +59,7 @@
  */
 import { AssertionError, assert } from "../core/assert.js";
 import { VolumeError } from "../core/errors.js";
+import { emptyBlockMask, maskCount, maskFits, maskHas, maskSet } from "../core/block-mask.js";
 import { CONFIG_BYTES_MAX, configAfter } from "../core/config.js";
 import { limits } from "../core/limits.js";
 import { foldSessions, type ClientSession } from "../core/session.js";
@@ -381,6 +382,16 @@ export class DiskReplicaStore implements ReplicaStore {
   private readonly regionsInstalled = new Set<number>();
   /** Regions made REGION_DIRTY since the last resetLogForResync, with the version of the last record applied to each (see writeSuperblock). */
   private readonly dirtyShadow = new Map<number, Version>();
+  /**
+   * Per block of the regions written since this store opened, an upper bound
+   * on the lsn of the last record that wrote it (other blocks: their region's
+   * version, which bounds every block of the region; REGION_DIRTY bounds
+   * nothing, so its blocks count as written at any lsn). A region resync
+   * sends only the blocks above the target's version of the region. Kept in
+   * memory only: after a restart the bound of every block is its region's
+   * version again, which makes a resync copy whole regions, never too little.
+   */
+  private readonly blockLsns = new Map<number, Float64Array>();
 
   // Block metadata on disk, cached per region (LRU by Map order).
   private readonly metaCache = new Map<number, Buffer>();
@@ -1192,6 +1203,17 @@ export class DiskReplicaStore implements ReplicaStore {
     }
   }
 
+  /** The per-block lsn bounds of region `g`, made from its version when it has none yet. */
+  private blockLsnsOf(g: number): Float64Array {
+    let bounds = this.blockLsns.get(g);
+    if (bounds === undefined) {
+      const v = this.regionVersion(g);
+      bounds = new Float64Array(this.regionBlocks).fill(versionEquals(v, REGION_DIRTY) ? Number.MAX_SAFE_INTEGER : v.lsn);
+      this.blockLsns.set(g, bounds);
+    }
+    return bounds;
+  }
+
   private regionVersion(g: number): Version {
     return { epoch: asEpoch(this.regionVersionPairs[g * 2] ?? 0), lsn: asLsn(this.regionVersionPairs[g * 2 + 1] ?? 0) };
   }
@@ -1218,7 +1240,9 @@ export class DiskReplicaStore implements ReplicaStore {
         const set = real ? v : REGION_DIRTY;
         const from = Math.max(r.block, g * this.regionBlocks);
         const to = Math.min(end, (g + 1) * this.regionBlocks);
+        const bounds = this.blockLsnsOf(g);
         for (let b = from; b < to; b++) {
+          bounds[b - g * this.regionBlocks] = r.lsn;
           if (r.kind === "write") {
             assert(r.data !== null);
             const at = (b - r.block) * this.blockSize;
@@ -1364,14 +1388,28 @@ export class DiskReplicaStore implements ReplicaStore {
     return { first, blocks: Math.min(this.regionBlocks, this.blockCount - first) };
   }
 
-  async readRegion(region: number): Promise<{ data: Uint8Array; version: Version }> {
+  async readRegion(region: number, sinceLsn: Lsn | null = null): Promise<{ data: Uint8Array; version: Version; blocks: Uint8Array | null }> {
     this.checkUsable();
     const { first, blocks } = this.regionSpan(region);
     // In call order, so that no record is applied between the bytes and the version.
     return this.callOrder.run(async () => {
       this.checkUsable();
-      const data = await this.readBlocks(first, blocks);
-      return { data, version: this.regionVersion(region) };
+      const version = this.regionVersion(region);
+      if (sinceLsn === null) return { data: await this.readBlocks(first, blocks), version, blocks: null };
+      const bounds = this.blockLsns.get(region);
+      const mask = emptyBlockMask(blocks);
+      const runs: { from: number; count: number }[] = [];
+      for (let i = 0; i < blocks; i++) {
+        const bound = bounds?.[i] ?? (versionEquals(version, REGION_DIRTY) ? Number.MAX_SAFE_INTEGER : version.lsn);
+        if (bound <= sinceLsn) continue;
+        maskSet(mask, i);
+        const last = runs[runs.length - 1];
+        if (last !== undefined && last.from + last.count === i) last.count++;
+        else runs.push({ from: i, count: 1 });
+      }
+      const parts: Uint8Array[] = [];
+      for (const run of runs) parts.push(await this.readBlocks(first + run.from, run.count));
+      return { data: parts.length === 1 ? (parts[0] as Uint8Array) : Buffer.concat(parts), version, blocks: mask };
     });
   }
 
@@ -1397,11 +1435,15 @@ export class DiskReplicaStore implements ReplicaStore {
     });
   }
 
-  async installRegion(region: number, data: Uint8Array, version: Version, copiedAt: Lsn): Promise<void> {
+  async installRegion(region: number, data: Uint8Array, version: Version, copiedAt: Lsn, mask: Uint8Array | null = null): Promise<void> {
     this.checkUsable();
     const { first, blocks } = this.regionSpan(region);
-    if (data.length !== blocks * this.blockSize) {
-      throw new VolumeError("INVALID_ARGUMENT", `Cannot install region ${region} of volume ${this.volumeName}: ${data.length} bytes, expected ${blocks * this.blockSize}`);
+    if (mask !== null && !maskFits(mask, blocks)) {
+      throw new VolumeError("INVALID_ARGUMENT", `Cannot install region ${region} of volume ${this.volumeName}: its block mask does not fit its ${blocks} blocks`);
+    }
+    const carried = maskCount(mask, blocks);
+    if (data.length !== carried * this.blockSize) {
+      throw new VolumeError("INVALID_ARGUMENT", `Cannot install region ${region} of volume ${this.volumeName}: ${data.length} bytes, expected ${carried * this.blockSize}`);
     }
     if (!Number.isSafeInteger(version.epoch) || !Number.isSafeInteger(version.lsn) || version.epoch < 0 || version.lsn < 0) {
       throw new VolumeError("INVALID_ARGUMENT", `Cannot install region ${region} of volume ${this.volumeName}: ${formatVersion(version)} is not a version`);
@@ -1420,10 +1462,16 @@ export class DiskReplicaStore implements ReplicaStore {
           assert(!touched, `records after lsn ${copiedAt} touching region ${region} are retained`);
         }
         const later = reapply === null ? [] : await this.recordsBetween(reapply.from, reapply.to);
+        // The blocks not carried hold what the source's do: none was written since this replica's version of the region.
+        let k = 0;
         for (let i = 0; i < blocks; i++) {
-          const bytes = own.subarray(i * this.blockSize, (i + 1) * this.blockSize);
+          if (mask !== null && !maskHas(mask, i)) continue;
+          const bytes = own.subarray(k * this.blockSize, (k + 1) * this.blockSize);
+          k++;
           this.overlay.set(first + i, bytes.equals(this.zeroBlock) ? null : bytes);
         }
+        // Every block's bound is the copy's version now (the records re-applied below set theirs).
+        this.blockLsns.delete(region);
         this.regionVersionPairs[region * 2] = version.epoch;
         this.regionVersionPairs[region * 2 + 1] = version.lsn;
         this.regionsChanged.add(region);

@@ -146,8 +146,14 @@ export interface ReplicaStore {
   /** The version of each region: the last applied record that touched it (VERSION_ZERO if none, REGION_DIRTY, see applyThrough). */
   regionVersions(): readonly Version[];
 
-  /** Reads one region's applied blocks (verified) with its version. */
-  readRegion(region: number): Promise<{ data: Uint8Array; version: Version }>;
+  /**
+   * Reads one region's applied blocks (verified) with its version. With
+   * `sinceLsn`, only the blocks that may have been written after it (the
+   * store keeps, per block, an upper bound on the lsn of its last write):
+   * `blocks` (block-mask.ts) says which, `data` holds their bytes in order.
+   * Without, every block, and `blocks` is null.
+   */
+  readRegion(region: number, sinceLsn?: Lsn | null): Promise<{ data: Uint8Array; version: Version; blocks: Uint8Array | null }>;
   /**
    * The applied blocks' checksums of a region (CRC-32 of block number and
    * bytes, as stored; 0 for a block that reads as zeros), from the block
@@ -160,8 +166,11 @@ export interface ReplicaStore {
    * Installs a region copied from a peer during region resync, then re-applies
    * every applied record after `copiedAt` that touches the region, so that a
    * newer record already written here is never overwritten by older bytes.
+   * With `blocks` (a block mask), `data` holds only the blocks it names; the
+   * others are left as they are (the source wrote none of them since this
+   * replica's version of the region).
    */
-  installRegion(region: number, data: Uint8Array, version: Version, copiedAt: Lsn): Promise<void>;
+  installRegion(region: number, data: Uint8Array, version: Version, copiedAt: Lsn, blocks?: Uint8Array | null): Promise<void>;
 
   /**
    * Makes the applied block data durable, then trims the log up to the

@@ -425,7 +425,7 @@ export class SimCluster {
         n.disk.enqueue({ kind: "reset", snapshot: a.snapshot, sessions: a.sessions, consistentThrough: a.consistentThrough, token: a.token });
         return this.kickDisk(n);
       case "installRegion":
-        n.disk.installRegion(a.region, a.data, a.version, a.copiedAt);
+        n.disk.installRegion(a.region, a.data, a.version, a.copiedAt, a.blocks);
         n.disk.enqueue({ kind: "install", token: a.token });
         return this.kickDisk(n);
       case "markConsistent":
@@ -469,8 +469,8 @@ export class SimCluster {
           this.postLater(n, { type: "corrupt", blocks: bad.map(asBlock), read: null });
           return;
         }
-        const r = n.disk.readRegion(a.region);
-        this.sendPeer(n.id, a.to, { type: "region", epoch: a.epoch, region: a.region, data: r.data, version: r.version, copiedAt: r.copiedAt, seq: a.seq });
+        const r = n.disk.readRegion(a.region, a.sinceLsn);
+        this.sendPeer(n.id, a.to, { type: "region", epoch: a.epoch, region: a.region, data: r.data, blocks: r.blocks, version: r.version, copiedAt: r.copiedAt, seq: a.seq });
         return;
       }
       case "reply": {

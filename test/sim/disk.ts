@@ -8,6 +8,7 @@
  * its head.
  */
 import { assert } from "../../src/core/assert.js";
+import { emptyBlockMask, maskCount, maskHas, maskSet } from "../../src/core/block-mask.js";
 import type { DurableToken, SuperblockPatch } from "../../src/core/messages.js";
 import type { RecoveredReplica } from "../../src/core/replica.js";
 import { foldSessions, type ClientSession } from "../../src/core/session.js";
@@ -69,6 +70,13 @@ export class SimDisk {
   private readonly installed = new Set<number>();
   /** Volatile, like the core's: regions made dirty since the region resync began, with the last record applied to each. */
   private readonly dirtyShadow = new Map<number, Version>();
+  /**
+   * Per block written since the last crash, the lsn of the last record that
+   * wrote it; other blocks are bounded by their region's version (as the
+   * file store keeps them: in memory only). A region copy sends the blocks
+   * above the target's version of the region.
+   */
+  private readonly blockLsns = new Map<number, Lsn>();
   private round: DiskOp[] | null = null;
   private readonly markedData = new Map<DurableToken, DataState>();
   /** Bit flips recovery found and cut, over the disk's life. */
@@ -222,6 +230,7 @@ export class SimDisk {
       const b = r.block + i;
       if (b < firstBlock || b >= endBlock) continue;
       this.vData.corrupt.delete(b);
+      this.blockLsns.set(b, r.lsn);
       if (r.kind === "write") {
         assert(r.data !== null);
         this.vData.blocks.set(b, r.data.slice(i * bs, (i + 1) * bs));
@@ -269,22 +278,43 @@ export class SimDisk {
     }
   }
 
-  readRegion(region: number): { data: Uint8Array; version: Version; copiedAt: Lsn } {
+  /** A region's blocks and version; with `sinceLsn`, only the blocks written after it (`blocks` says which). */
+  readRegion(region: number, sinceLsn: Lsn | null = null): { data: Uint8Array; version: Version; copiedAt: Lsn; blocks: Uint8Array | null } {
+    const bs = this.opts.blockSize;
     const first = region * this.opts.regionBlocks;
     const count = Math.min(this.opts.regionBlocks, this.opts.blockCount - first);
     const version = this.vData.regionVersions[region];
     assert(version !== undefined);
-    return { data: this.readBlocks(first, count, []), version, copiedAt: this.vData.appliedLsn };
+    const all = this.readBlocks(first, count, []);
+    if (sinceLsn === null) return { data: all, version, copiedAt: this.vData.appliedLsn, blocks: null };
+    const dirty = version.epoch === REGION_DIRTY.epoch && version.lsn === REGION_DIRTY.lsn;
+    const mask = emptyBlockMask(count);
+    const parts: Uint8Array[] = [];
+    for (let i = 0; i < count; i++) {
+      const bound = this.blockLsns.get(first + i) ?? (dirty ? Number.MAX_SAFE_INTEGER : version.lsn);
+      if (bound <= sinceLsn) continue;
+      maskSet(mask, i);
+      parts.push(all.subarray(i * bs, (i + 1) * bs));
+    }
+    const data = new Uint8Array(parts.length * bs);
+    parts.forEach((d, k) => data.set(d, k * bs));
+    return { data, version, copiedAt: this.vData.appliedLsn, blocks: mask };
   }
 
-  installRegion(region: number, data: Uint8Array, version: Version, copiedAt: Lsn): void {
+  installRegion(region: number, data: Uint8Array, version: Version, copiedAt: Lsn, mask: Uint8Array | null = null): void {
     const bs = this.opts.blockSize;
     const first = region * this.opts.regionBlocks;
     const end = Math.min(first + this.opts.regionBlocks, this.opts.blockCount);
     assert(copiedAt <= this.vData.appliedLsn, "a region is installed once this replica applied through its copy point");
+    assert(data.length === maskCount(mask, end - first) * bs, "a region copy carries the blocks its mask names");
+    let k = 0;
     for (let b = first; b < end; b++) {
+      this.blockLsns.delete(b);
+      // Not carried: not written at the source since this replica's version of the region, so the same here.
+      if (mask !== null && !maskHas(mask, b - first)) continue;
       this.vData.corrupt.delete(b);
-      const d = data.subarray((b - first) * bs, (b - first + 1) * bs);
+      const d = data.subarray(k * bs, (k + 1) * bs);
+      k++;
       if (d.every((x) => x === 0)) this.vData.blocks.delete(b);
       else this.vData.blocks.set(b, d.slice());
     }
@@ -337,6 +367,7 @@ export class SimDisk {
     this.consistent = this.dSuper.consistent;
     this.installed.clear();
     this.dirtyShadow.clear();
+    this.blockLsns.clear();
   }
 
   /**

@@ -171,6 +171,37 @@ export function runReplicaStoreContract(name: string, factory: StoreFactory): vo
       expect(again?.regionVersions()).toEqual(versions);
     });
 
+    it("reads only the blocks of a region written after a version, and installs such a copy over the blocks it names", async () => {
+      const { store } = await open();
+      // Region 2 (blocks 8..11): 1 writes 8, 2 writes 9, 3 trims 10, 4 writes 8 again; 11 is never written.
+      await store.appendLog([writeRecord(1, 1, 8), writeRecord(1, 2, 9), rangeRecord("trim", 1, 3, 10, 1), writeRecord(1, 4, 8)]);
+      await store.applyThrough(asLsn(4));
+      const after2 = await store.readRegion(2, asLsn(2));
+      expect(after2.version).toEqual(v(1, 4));
+      expect([...(after2.blocks ?? [])]).toEqual([0b0101]);
+      expect(Buffer.from(after2.data)).toEqual(Buffer.concat([blockBytes(4, 8), zeros(1)]));
+      expect([...((await store.readRegion(2, asLsn(0))).blocks ?? [])]).toEqual([0b0111]);
+      const none = await store.readRegion(2, asLsn(4));
+      expect([...(none.blocks ?? [])]).toEqual([0]);
+      expect(none.data.length).toBe(0);
+      const whole = await store.readRegion(2);
+      expect(whole.blocks).toBeNull();
+      expect(whole.data.length).toBe(4 * BLOCK_SIZE);
+      // Region 3 (blocks 12..15): local writes to 12 and 13; the copy carries 13 and 15 only.
+      await store.appendLog([writeRecord(1, 5, 12), writeRecord(1, 6, 13)]);
+      await store.applyThrough(asLsn(6));
+      await store.installRegion(3, Buffer.concat([blockBytes(300, 13), blockBytes(301, 15)]), v(1, 6), asLsn(6), new Uint8Array([0b1010]));
+      expect(Buffer.from(await store.readBlocks(12, 4))).toEqual(Buffer.concat([blockBytes(5, 12), blockBytes(300, 13), zeros(1), blockBytes(301, 15)]));
+      expect(store.regionVersions()[3]).toEqual(v(1, 6));
+      await expectCode(store.installRegion(3, blockBytes(302, 13), v(1, 6), asLsn(6), new Uint8Array([0b0011])), "INVALID_ARGUMENT", /bytes, expected/);
+      await expectCode(store.installRegion(3, blockBytes(302, 13), v(1, 6), asLsn(6), new Uint8Array([0b10000])), "INVALID_ARGUMENT", /mask/);
+      // After a restart every block is bounded by its region's version again: never too little.
+      await store.checkpoint();
+      const again = await sut?.reopen();
+      expect([...((await again?.readRegion(2, asLsn(2)))?.blocks ?? [])]).toEqual([0b1111]);
+      expect([...((await again?.readRegion(2, asLsn(4)))?.blocks ?? [])]).toEqual([0]);
+    });
+
     it("reads a region with its version and installs a peer's region, re-applying newer local records", async () => {
       const { store } = await open();
       // Local history: 1 writes block 8, 2 writes block 9, 3 writes block 10 (all region 2: blocks 8..11).

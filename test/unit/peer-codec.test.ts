@@ -52,8 +52,9 @@ const MESSAGES: PeerMessage[] = [
   { type: "appendReply", epoch: asEpoch(3), seq: 1, ok: true, matchLsn: asLsn(8), head: v(3, 8), commitLsn: asLsn(5), consistent: true },
   { type: "resyncBegin", epoch: asEpoch(3), snapshot: v(2, 5), sessions: [{ clientId: asClientId("c1"), clientSeq: 4, lsn: asLsn(5) }], seq: 7, config },
   { type: "resyncBeginReply", epoch: asEpoch(3), seq: 7, snapshot: v(2, 5), effectiveSnapshot: v(2, 5), regionVersions: [REGION_DIRTY, v(0, 0), v(2, 3)] },
-  { type: "region", epoch: asEpoch(3), region: 2, data, version: v(2, 3), copiedAt: asLsn(5), seq: 1234 },
-  { type: "regionReply", epoch: asEpoch(3), region: 2, seq: 1234 },
+  { type: "region", epoch: asEpoch(3), region: 2, data, blocks: null, version: v(2, 3), copiedAt: asLsn(5), seq: 1234 },
+  { type: "region", epoch: asEpoch(3), region: 2, data, blocks: new Uint8Array([0x05, 0x80]), version: v(2, 3), copiedAt: asLsn(5), seq: 1235 },
+  { type: "regionReply", epoch: asEpoch(3), region: 2, seq: 1234, bytes: 12288 },
   { type: "resyncDone", epoch: asEpoch(3), snapshot: v(2, 5), seq: 1234 },
   { type: "resyncDoneReply", epoch: asEpoch(3), snapshot: v(2, 5) },
   { type: "release", epoch: asEpoch(3) },
@@ -99,7 +100,7 @@ describe("peer codec", () => {
     expect([...frame.subarray(4 + headerBytes)]).toEqual([...data]);
   });
 
-  const region = encodePeerFrame("vol1", { type: "region", epoch: asEpoch(3), region: 2, data, version: v(2, 3), copiedAt: asLsn(5), seq: 1234 });
+  const region = encodePeerFrame("vol1", { type: "region", epoch: asEpoch(3), region: 2, data, blocks: null, version: v(2, 3), copiedAt: asLsn(5), seq: 1234 });
   it.each([
     ["no header length", Buffer.alloc(2)],
     ["a header longer than the frame", Buffer.from([0xff, 0xff, 0, 0, 1, 2])],
