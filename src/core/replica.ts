@@ -2300,6 +2300,10 @@ export class ReplicaCore {
     f.resync.lastProgressTick = this.now;
     f.resync.regionsCopied++;
     f.resync.bytesCopied += m.bytes;
+    // The pace charged a whole region when the copy went out; a copy of a few blocks gives back the
+    // rest, so the rate holds in bytes (the next copy may go out that much sooner, never two at once).
+    const full = this.regionBytes(m.region);
+    if (full > 0 && m.bytes < full) this.lastRegionSentTick -= this.resyncRegionIntervalTicks * (1 - Math.max(0, m.bytes) / full);
     this.pumpResync(p, f);
   }
 
