@@ -50,6 +50,8 @@ export const limits = {
   logSegmentBytes: 16 * 1024 * 1024,
   /** Regions whose per-block checksums a replica keeps cached in memory (8 bytes per block). */
   blockMetaRegionsCachedMax: 4096,
+  /** Regions whose per-block last-write bounds a replica keeps in memory for block-granular resync (8 bytes per block). */
+  blockLsnRegionsMax: 4096,
   /** Bytes of log records written (and fdatasync'ed) as one group commit. */
   logGroupBytesMax: 8 * 1024 * 1024,
 } as const;

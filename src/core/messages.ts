@@ -146,8 +146,6 @@ export interface RegionReply {
   readonly type: "regionReply";
   readonly epoch: Epoch;
   readonly region: number;
-  /** Bytes of block data the copy carried (what the resync counts as copied). */
-  readonly bytes: number;
   /** The copy's attempt: a late reply to an earlier attempt's copy never counts for a later one. */
   readonly seq: number;
 }
@@ -360,7 +358,9 @@ export type CoreEvent =
    * read of a readBlocks action (`read`: that read, not answered yet; the
    * core serves it again once the blocks are repaired) or another read.
    */
-  | { readonly type: "corrupt"; readonly blocks: readonly BlockIndex[]; readonly read: { readonly reqId: RequestId; readonly req: ReadRequest } | null };
+  | { readonly type: "corrupt"; readonly blocks: readonly BlockIndex[]; readonly read: { readonly reqId: RequestId; readonly req: ReadRequest } | null }
+  /** The copy of a sendRegion action went out, carrying `bytes` of block data: what the resync counts and paces. */
+  | { readonly type: "regionSent"; readonly to: NodeId; readonly region: number; readonly seq: number; readonly bytes: number };
 
 export interface SuperblockPatch {
   readonly promisedEpoch?: Epoch;

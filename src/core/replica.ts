@@ -175,6 +175,8 @@ interface ResyncProgress {
   /** Per region to copy, the target's version's lsn: only blocks written after it are sent (null: every block). */
   readonly since: Map<number, Lsn | null>;
   readonly inFlight: Set<number>;
+  /** Bytes of block data of each copy in flight, as its sender read them (regionSent). */
+  readonly sentBytes: Map<number, number>;
   regionsTotal: number;
   lastProgressTick: number;
   /** Regions the target acknowledged, and their bytes: what this resync moved (kept across restarts of it). */
@@ -616,6 +618,9 @@ export class ReplicaCore {
       }
       case "corrupt":
         this.onCorrupt(event.blocks, event.read);
+        break;
+      case "regionSent":
+        this.onRegionSent(event.to, event.region, event.seq, event.bytes);
         break;
       default:
         throw new Error(`Unknown event ${JSON.stringify(event satisfies never)}`);
@@ -1465,7 +1470,7 @@ export class ReplicaCore {
       this.regionVersions[msg.region] = version;
       this.regionsInstalled.add(msg.region);
       this.dirtyShadow.delete(msg.region);
-      const token = this.token(() => this.send(from, { type: "regionReply", epoch: msg.epoch, region: msg.region, seq: msg.seq, bytes: msg.data.length } satisfies RegionReply));
+      const token = this.token(() => this.send(from, { type: "regionReply", epoch: msg.epoch, region: msg.region, seq: msg.seq } satisfies RegionReply));
       this.out.push({ type: "installRegion", region: msg.region, data: msg.data, blocks: msg.blocks, version: msg.version, copiedAt: msg.copiedAt, token });
     }
   }
@@ -2213,6 +2218,7 @@ export class ReplicaCore {
       todo: [],
       since: new Map(),
       inFlight: new Set(),
+      sentBytes: new Map(),
       regionsTotal: 0,
       lastProgressTick: this.now,
       regionsCopied: restartOf?.regionsCopied ?? 0,
@@ -2264,7 +2270,7 @@ export class ReplicaCore {
         if (theirs === undefined || isRegionDirty(theirs) || isRegionDirty(mine) || !versionEquals(theirs, mine)) {
           r.todo.push(i);
           // Only the blocks written after the target's version of the region move (all, if it has none: dirty).
-          r.since.set(i, theirs === undefined || isRegionDirty(theirs) ? null : theirs.lsn);
+          r.since.set(i, theirs === undefined || isRegionDirty(theirs) || isRegionDirty(mine) ? null : theirs.lsn);
         }
       }
       r.regionsTotal = r.todo.length;
@@ -2299,12 +2305,20 @@ export class ReplicaCore {
     if (m.seq !== f.resync.seq || !f.resync.inFlight.delete(m.region)) return;
     f.resync.lastProgressTick = this.now;
     f.resync.regionsCopied++;
-    f.resync.bytesCopied += m.bytes;
-    // The pace charged a whole region when the copy went out; a copy of a few blocks gives back the
-    // rest, so the rate holds in bytes (the next copy may go out that much sooner, never two at once).
     const full = this.regionBytes(m.region);
-    if (full > 0 && m.bytes < full) this.lastRegionSentTick -= this.resyncRegionIntervalTicks * (1 - Math.max(0, m.bytes) / full);
+    const bytes = f.resync.sentBytes.get(m.region) ?? full;
+    f.resync.sentBytes.delete(m.region);
+    f.resync.bytesCopied += bytes;
+    // The pace charged a whole region when the copy went out; a copy of a few blocks gives back the
+    // rest, so the rate holds in bytes over time (the next copy may go out that much sooner).
+    if (full > 0 && bytes < full) this.lastRegionSentTick -= this.resyncRegionIntervalTicks * (1 - bytes / full);
     this.pumpResync(p, f);
+  }
+
+  private onRegionSent(to: NodeId, region: number, seq: number, bytes: number): void {
+    const r = this.primary?.followers.get(to)?.resync;
+    if (r === undefined || r === null || r.seq !== seq || !r.inFlight.has(region)) return;
+    r.sentBytes.set(region, Math.min(Math.max(0, bytes), this.regionBytes(region)));
   }
 
   private onResyncDoneReply(from: NodeId, m: ResyncDoneReply): void {

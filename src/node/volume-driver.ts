@@ -417,7 +417,9 @@ export class VolumeDriver {
         read.then(
           ({ data, version, blocks }) => {
             this.storeCalls.delete(read);
-            if (!this.closed) this.opts.peers.send(to, this.name, { type: "region", epoch, region, data, blocks, version, copiedAt, seq });
+            if (this.closed) return;
+            this.opts.peers.send(to, this.name, { type: "region", epoch, region, data, blocks, version, copiedAt, seq });
+            this.post({ type: "regionSent", to, region, seq, bytes: data.length });
           },
           (err: unknown) => {
             this.storeCalls.delete(read);

@@ -189,7 +189,7 @@ export function encodePeerMessage(volume: string, msg: PeerMessage, payloads: Ui
         },
       };
     case "regionReply":
-      return { volume, regionReply: { epoch: msg.epoch, region: msg.region, seq: msg.seq, bytes: msg.bytes } };
+      return { volume, regionReply: { epoch: msg.epoch, region: msg.region, seq: msg.seq } };
     case "resyncDone":
       return { volume, resyncDone: { epoch: msg.epoch, snapshot: versionOut(msg.snapshot), seq: msg.seq } };
     case "resyncDoneReply":
@@ -440,7 +440,7 @@ export function decodePeerMessage(wire: unknown): { volume: string; msg: PeerMes
           seq: uint(b["seq"], "region.seq"),
         };
       case "regionReply":
-        return { type: "regionReply", epoch, region: uint(b["region"], "regionReply.region"), seq: uint(b["seq"], "regionReply.seq"), bytes: uint(b["bytes"] ?? 0, "regionReply.bytes") };
+        return { type: "regionReply", epoch, region: uint(b["region"], "regionReply.region"), seq: uint(b["seq"], "regionReply.seq") };
       case "resyncDone":
         return { type: "resyncDone", epoch, snapshot: versionIn(b["snapshot"], "resyncDone.snapshot"), seq: uint(b["seq"], "resyncDone.seq") };
       case "resyncDoneReply":

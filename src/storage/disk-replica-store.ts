@@ -390,8 +390,13 @@ export class DiskReplicaStore implements ReplicaStore {
    * sends only the blocks above the target's version of the region. Kept in
    * memory only: after a restart the bound of every block is its region's
    * version again, which makes a resync copy whole regions, never too little.
+   * At most limits.blockLsnRegionsMax regions (the oldest made goes first);
+   * a region dropped leaves its highest bound in `blockLsnsDropped`, which
+   * then bounds each of its blocks (a region's version may lag what was
+   * applied to it for a while, e.g. after dirty regions are promoted).
    */
   private readonly blockLsns = new Map<number, Float64Array>();
+  private readonly blockLsnsDropped: Float64Array;
 
   // Block metadata on disk, cached per region (LRU by Map order).
   private readonly metaCache = new Map<number, Buffer>();
@@ -425,6 +430,7 @@ export class DiskReplicaStore implements ReplicaStore {
     this.regionCount = Math.ceil(config.blockCount / regionBlocks);
     this.zeroBlock = Buffer.alloc(config.blockSize);
     this.regionVersionPairs = new Float64Array(this.regionCount * 2);
+    this.blockLsnsDropped = new Float64Array(this.regionCount);
     this.retainedBase = persisted.logBase;
     this.durableHead = persisted.logBase;
     this.acceptedTail = persisted.logBase;
@@ -1203,15 +1209,28 @@ export class DiskReplicaStore implements ReplicaStore {
     }
   }
 
-  /** The per-block lsn bounds of region `g`, made from its version when it has none yet. */
+  /** The per-block lsn bounds of region `g`, made from what bounds it as a whole when it has none. */
   private blockLsnsOf(g: number): Float64Array {
     let bounds = this.blockLsns.get(g);
     if (bounds === undefined) {
-      const v = this.regionVersion(g);
-      bounds = new Float64Array(this.regionBlocks).fill(versionEquals(v, REGION_DIRTY) ? Number.MAX_SAFE_INTEGER : v.lsn);
+      bounds = new Float64Array(this.regionBlocks).fill(this.regionLsnBound(g));
       this.blockLsns.set(g, bounds);
+      for (const [old, b] of this.blockLsns) {
+        if (this.blockLsns.size <= limits.blockLsnRegionsMax) break;
+        let max = 0;
+        for (const x of b) if (x > max) max = x;
+        this.blockLsnsDropped[old] = Math.max(this.blockLsnsDropped[old] ?? 0, max);
+        this.blockLsns.delete(old);
+      }
     }
     return bounds;
+  }
+
+  /** An upper bound on the lsn of the last write of every block of region `g` that has no bounds of its own. */
+  private regionLsnBound(g: number): number {
+    const v = this.regionVersion(g);
+    if (versionEquals(v, REGION_DIRTY)) return Number.MAX_SAFE_INTEGER;
+    return Math.max(v.lsn, this.blockLsnsDropped[g] ?? 0);
   }
 
   private regionVersion(g: number): Version {
@@ -1397,10 +1416,13 @@ export class DiskReplicaStore implements ReplicaStore {
       const version = this.regionVersion(region);
       if (sinceLsn === null) return { data: await this.readBlocks(first, blocks), version, blocks: null };
       const bounds = this.blockLsns.get(region);
+      const whole = this.regionLsnBound(region);
+      // A dirty region's content is no prefix of the history: every block goes, whatever its bound says.
+      const dirty = versionEquals(version, REGION_DIRTY);
       const mask = emptyBlockMask(blocks);
       const runs: { from: number; count: number }[] = [];
       for (let i = 0; i < blocks; i++) {
-        const bound = bounds?.[i] ?? (versionEquals(version, REGION_DIRTY) ? Number.MAX_SAFE_INTEGER : version.lsn);
+        const bound = dirty ? Number.MAX_SAFE_INTEGER : (bounds?.[i] ?? whole);
         if (bound <= sinceLsn) continue;
         maskSet(mask, i);
         const last = runs[runs.length - 1];

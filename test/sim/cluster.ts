@@ -471,6 +471,7 @@ export class SimCluster {
         }
         const r = n.disk.readRegion(a.region, a.sinceLsn);
         this.sendPeer(n.id, a.to, { type: "region", epoch: a.epoch, region: a.region, data: r.data, blocks: r.blocks, version: r.version, copiedAt: r.copiedAt, seq: a.seq });
+        this.postLater(n, { type: "regionSent", to: a.to, region: a.region, seq: a.seq, bytes: r.data.length });
         return;
       }
       case "reply": {

@@ -195,11 +195,18 @@ export function runReplicaStoreContract(name: string, factory: StoreFactory): vo
       expect(store.regionVersions()[3]).toEqual(v(1, 6));
       await expectCode(store.installRegion(3, blockBytes(302, 13), v(1, 6), asLsn(6), new Uint8Array([0b0011])), "INVALID_ARGUMENT", /bytes, expected/);
       await expectCode(store.installRegion(3, blockBytes(302, 13), v(1, 6), asLsn(6), new Uint8Array([0b10000])), "INVALID_ARGUMENT", /mask/);
-      // After a restart every block is bounded by its region's version again: never too little.
+      // Installed blocks count as written at the copy's version (12 and 14 too: the region is bounded as a whole).
+      expect([...((await store.readRegion(3, asLsn(5))).blocks ?? [])]).toEqual([0b1111]);
+      // After a restart every block is bounded by its region's version again: never too little,
+      // also once a block of the region is written again.
       await store.checkpoint();
       const again = await sut?.reopen();
       expect([...((await again?.readRegion(2, asLsn(2)))?.blocks ?? [])]).toEqual([0b1111]);
       expect([...((await again?.readRegion(2, asLsn(4)))?.blocks ?? [])]).toEqual([0]);
+      await again?.appendLog([writeRecord(1, 7, 9)]);
+      await again?.applyThrough(asLsn(7));
+      expect([...((await again?.readRegion(2, asLsn(2)))?.blocks ?? [])]).toEqual([0b1111]);
+      expect([...((await again?.readRegion(2, asLsn(4)))?.blocks ?? [])]).toEqual([0b0010]);
     });
 
     it("reads a region with its version and installs a peer's region, re-applying newer local records", async () => {

@@ -54,7 +54,7 @@ const MESSAGES: PeerMessage[] = [
   { type: "resyncBeginReply", epoch: asEpoch(3), seq: 7, snapshot: v(2, 5), effectiveSnapshot: v(2, 5), regionVersions: [REGION_DIRTY, v(0, 0), v(2, 3)] },
   { type: "region", epoch: asEpoch(3), region: 2, data, blocks: null, version: v(2, 3), copiedAt: asLsn(5), seq: 1234 },
   { type: "region", epoch: asEpoch(3), region: 2, data, blocks: new Uint8Array([0x05, 0x80]), version: v(2, 3), copiedAt: asLsn(5), seq: 1235 },
-  { type: "regionReply", epoch: asEpoch(3), region: 2, seq: 1234, bytes: 12288 },
+  { type: "regionReply", epoch: asEpoch(3), region: 2, seq: 1234 },
   { type: "resyncDone", epoch: asEpoch(3), snapshot: v(2, 5), seq: 1234 },
   { type: "resyncDoneReply", epoch: asEpoch(3), snapshot: v(2, 5) },
   { type: "release", epoch: asEpoch(3) },

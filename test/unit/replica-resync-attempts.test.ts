@@ -30,7 +30,7 @@ describe("a primary's region resync of a follower", () => {
     const [copy] = sentRegions();
     if (copy === undefined) throw new Error("no region copy was sent");
     // Region copies are never delivered here: the attempt stalls in flight. A reply of another attempt is not counted...
-    const reply = (seq: number): PeerMessage => ({ type: "regionReply", epoch: asEpoch(1), region: copy.region, seq, bytes: 4096 });
+    const reply = (seq: number): PeerMessage => ({ type: "regionReply", epoch: asEpoch(1), region: copy.region, seq });
     net.core(n1).step({ type: "message", from: n3, msg: reply(copy.seq - 1) });
     expect(copied()).toBe(0);
     // ...one of this attempt is.
