@@ -264,7 +264,7 @@ function startClient(c: ClientChild, name: string, index: number, dir: string, c
     slotIndex: index,
     slots: CLIENTS,
     hotBlocks: HOT_BLOCKS,
-    depth: DEPTH,
+    depth: s.clients?.depth ?? DEPTH,
     writeFraction: WRITE_FRACTION,
     bulkFirstBlock: BULK_FIRST,
     bulkBlocks: BULK_BLOCKS,

@@ -115,8 +115,11 @@ describe("bench:faults --quick", () => {
     const a = apply.rows[0];
     expect(a !== undefined && unwound(a), explain(apply)).toBe(true);
     expect(early.passed, explain(early)).toBe(false);
-    // Its blocks were never copied: they differ from the others' (or reads saw it first).
+    // Its blocks were never copied: they differ from the others' (or reads saw it first), or, as in
+    // one CI run on a loaded machine, the replicas never got back in sync after healing (the
+    // scenario's other criterion; the run without the bug has always converged).
     const e = early.rows[0];
-    expect(e !== undefined && e.divergentBlocks + e.lostAcks + e.nonLinearizableReads > 0, explain(early)).toBe(true);
+    const caught = e !== undefined && (e.divergentBlocks + e.lostAcks + e.nonLinearizableReads > 0 || /replicas not in sync after healing/.test(e.notes ?? ""));
+    expect(caught, explain(early)).toBe(true);
   });
 });
