@@ -386,3 +386,22 @@ export async function waitFor<T>(what: string, probe: () => Promise<T | null>, t
   }
   throw new Error(`${what}: not within ${timeoutMs} ms (last error: ${String(last)})`);
 }
+
+/** A replica's digest per region of its stored block checksums (Admin.RegionChecksums). */
+export type RegionSums = { appliedLsn: number; stable: boolean; digests: number[] };
+
+/**
+ * The region digests of `volume` on `nodes`, once every one of them reports
+ * a stable answer at the same applied point (the same history applied):
+ * the caller compares them (P4 through the nodes' own checksums).
+ */
+export function sameHistorySums(c: TestCluster, nodes: readonly string[], volume: string, timeoutMs = 20_000): Promise<RegionSums[]> {
+  return waitFor(
+    `the replicas of ${volume} on ${nodes.join(",")} applied the same history`,
+    async () => {
+      const all = await Promise.all(nodes.map((id) => c.adminCall<RegionSums>(id, "RegionChecksums", { volume })));
+      return all.every((x) => x.stable && x.appliedLsn === all[0]?.appliedLsn) ? all : null;
+    },
+    timeoutMs,
+  );
+}

@@ -9,7 +9,7 @@ import { randomBytes } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { connect, type Cluster } from "../../src/client/index.js";
 import { limits } from "../../src/core/limits.js";
-import { startCluster, waitFor, type TestCluster } from "./harness.js";
+import { sameHistorySums, startCluster, waitFor, type TestCluster } from "./harness.js";
 
 const BLOCK = 4096;
 const REGION_BYTES = limits.regionBlocks * BLOCK;
@@ -22,7 +22,6 @@ const AWAY_MS = 30_000;
 const SYNC_BOUND_MS = 60_000;
 const QD = 4;
 
-type Sums = { appliedLsn: number; stable: boolean; digests: number[] };
 
 describe("a replica away during 30 s of writes, back after the client left", () => {
   let c: TestCluster;
@@ -94,14 +93,7 @@ describe("a replica away during 30 s of writes, back after the client left", () 
     expect(copied).toBeLessThanOrEqual(1.2 * written);
 
     // P4 through the nodes' own checksums, then every byte through a new mount.
-    const sums = await waitFor(
-      "the replicas applied the same history",
-      async () => {
-        const all = await Promise.all(["n1", "n2", "n3"].map((id) => c.adminCall<Sums>(id, "RegionChecksums", { volume: "away" })));
-        return all.every((x) => x.stable && x.appliedLsn === all[0]?.appliedLsn) ? all : null;
-      },
-      20_000,
-    );
+    const sums = await sameHistorySums(c, ["n1", "n2", "n3"], "away");
     for (const other of sums.slice(1)) expect(other.digests).toEqual(sums[0]?.digests);
     await c.kill("n1", "SIGKILL");
     const reader = await connect({ cluster: c.clusterFile });

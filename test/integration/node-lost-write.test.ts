@@ -13,7 +13,7 @@ import * as path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { connect, type Cluster } from "../../src/client/index.js";
 import { limits } from "../../src/core/limits.js";
-import { startCluster, waitFor, type TestCluster } from "./harness.js";
+import { sameHistorySums, startCluster, waitFor, type RegionSums, type TestCluster } from "./harness.js";
 
 const BLOCK = 4096;
 const REGION_BYTES = limits.regionBlocks * BLOCK;
@@ -21,7 +21,6 @@ const REGIONS = 12;
 /** The files that hold blocks, their checksums and region versions (src/storage/disk-replica-store.ts). */
 const DATA_FILES = ["blocks", "blockmeta", "regions"];
 
-type Sums = { appliedLsn: number; stable: boolean; digests: number[] };
 
 describe("a lost write on a follower's disk", () => {
   let c: TestCluster;
@@ -38,15 +37,8 @@ describe("a lost write on a follower's disk", () => {
     await c?.stop();
   }, 40_000);
 
-  async function sums(nodes: readonly string[]): Promise<Sums[]> {
-    return waitFor(
-      "the replicas applied the same history",
-      async () => {
-        const all = await Promise.all(nodes.map((id) => c.adminCall<Sums>(id, "RegionChecksums", { volume: "lost" })));
-        return all.every((x) => x.stable && x.appliedLsn === all[0]?.appliedLsn) ? all : null;
-      },
-      20_000,
-    );
+  function sums(nodes: readonly string[]): Promise<RegionSums[]> {
+    return sameHistorySums(c, nodes, "lost");
   }
 
   it("is found by scrub comparing region versions, repaired from the primary's copy, and counted", async () => {

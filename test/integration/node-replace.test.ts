@@ -9,13 +9,12 @@ import { randomBytes } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { connect, type Cluster, type ReplaceProgress, type Volume } from "../../src/client/index.js";
 import { limits } from "../../src/core/limits.js";
-import { startCluster, waitFor, type TestCluster } from "./harness.js";
+import { sameHistorySums, startCluster, waitFor, type TestCluster } from "./harness.js";
 
 const BLOCK = 4096;
 const BLOCKS = 16 * limits.regionBlocks;
 const QD = 4;
 
-type Sums = { appliedLsn: number; stable: boolean; digests: number[] };
 
 describe("volctl replace", () => {
   let c: TestCluster;
@@ -99,14 +98,7 @@ describe("volctl replace", () => {
 
     // The new set is in sync, block for block (P4), through the nodes' own checksums.
     const set = [...info.config.replicas];
-    const sums = await waitFor(
-      "every replica of the new set applied the same history",
-      async () => {
-        const all = await Promise.all(set.map((id) => c.adminCall<Sums>(id, "RegionChecksums", { volume: name })));
-        return all.every((x) => x.stable && x.appliedLsn === all[0]?.appliedLsn) ? all : null;
-      },
-      20_000,
-    );
+    const sums = await sameHistorySums(c, set, name);
     for (const other of sums.slice(1)) expect(other.digests).toEqual(sums[0]?.digests);
     const after = await ops.volumeInfo(name);
     expect(after.replicas.map((r) => r.node).sort()).toEqual(set.sort());

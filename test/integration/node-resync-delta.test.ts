@@ -11,7 +11,7 @@
 import { randomBytes, randomInt } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { limits } from "../../src/core/limits.js";
-import { startCluster, waitFor, type TestCluster } from "./harness.js";
+import { sameHistorySums, startCluster, waitFor, type TestCluster } from "./harness.js";
 import { RawVolumeClient } from "./raw-volume.js";
 
 const BLOCK = 4096;
@@ -114,15 +114,7 @@ describe("volnode region resync of scattered small writes", () => {
     await v.unmount("delta", "writer");
 
     // P4 through the nodes' own checksums (region digests of the stored block CRCs).
-    type Sums = { appliedLsn: number; stable: boolean; digests: number[] };
-    const sums = await waitFor(
-      "every replica applied the same history",
-      async () => {
-        const all = await Promise.all(["n1", "n2", "n3"].map((id) => c.adminCall<Sums>(id, "RegionChecksums", { volume: "delta" })));
-        return all.every((x) => x.stable && x.appliedLsn === all[0]?.appliedLsn) ? all : null;
-      },
-      20_000,
-    );
+    const sums = await sameHistorySums(c, ["n1", "n2", "n3"], "delta");
     for (const other of sums.slice(1)) expect(other.digests).toEqual(sums[0]?.digests);
 
     // n3 as primary reads its own blocks: every byte, the ones it kept and the ones it was sent.

@@ -8,7 +8,7 @@
 import { randomBytes } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { limits } from "../../src/core/limits.js";
-import { startCluster, waitFor, type TestCluster } from "./harness.js";
+import { sameHistorySums, startCluster, waitFor, type TestCluster } from "./harness.js";
 import { RawVolumeClient } from "./raw-volume.js";
 
 const BLOCK = 4096;
@@ -113,15 +113,7 @@ describe("volnode region resync", () => {
     await v.unmount("resync", "writer");
 
     // P4: the replicas' blocks are the same, compared through their own checksums (region digests of the stored block CRCs).
-    type Sums = { appliedLsn: number; stable: boolean; digests: number[] };
-    const sums = await waitFor(
-      "every replica applied the same history",
-      async () => {
-        const all = await Promise.all(["n1", "n2", "n3"].map((id) => c.adminCall<Sums>(id, "RegionChecksums", { volume: "resync" })));
-        return all.every((x) => x.stable && x.appliedLsn === all[0]?.appliedLsn) ? all : null;
-      },
-      20_000,
-    );
+    const sums = await sameHistorySums(c, ["n1", "n2", "n3"], "resync");
     expect(sums[0]?.digests).toHaveLength(REGIONS);
     for (const other of sums.slice(1)) expect(other.digests).toEqual(sums[0]?.digests);
     // Every region's version is known again on n3 (the ones written during its resync too), so
