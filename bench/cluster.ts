@@ -29,7 +29,7 @@ import * as path from "node:path";
 import { performance } from "node:perf_hooks";
 import { connect, type Volume } from "../src/client/index.js";
 import { DEFAULT_RESYNC_BYTES_PER_SEC } from "../src/rpc/cluster-config.js";
-import { startCluster, type TestCluster } from "../test/integration/harness.js";
+import { resyncedFollower, startCluster, type FollowerStatus, type TestCluster } from "../test/integration/harness.js";
 
 const BLOCK = 4096;
 const VOLUME_BYTES = 256 * 1024 * 1024;
@@ -151,15 +151,6 @@ const RESYNC_CHANGED_BYTES = 192 * 1024 * 1024;
 const RESYNC_VOLUME_BYTES = 256 * 1024 * 1024;
 const RESYNC_WAIT_MS = 120_000;
 
-interface FollowerView {
-  node: string;
-  consistent: boolean;
-  resyncing: boolean;
-  matchLsn: number;
-  lastResyncBytes: number;
-  lastResyncMs: number;
-}
-
 /** Kills `follower`, writes RESYNC_CHANGED_BYTES, restarts it; resolves once it is back (the caller measures meanwhile). */
 async function awayAndBack(cluster: TestCluster, vol: Volume, follower: string): Promise<void> {
   await cluster.kill(follower, "SIGKILL");
@@ -178,14 +169,8 @@ async function awayAndBack(cluster: TestCluster, vol: Volume, follower: string):
 
 /** Waits until the primary reports `follower` in sync; its last resync's bytes and ms. */
 async function waitInSync(cluster: TestCluster, primary: string, follower: string): Promise<{ bytes: number; ms: number }> {
-  const until = performance.now() + RESYNC_WAIT_MS;
-  while (performance.now() < until) {
-    const s = await cluster.adminCall<{ commitLsn: number; followers: FollowerView[] }>(primary, "ReplicaStatus", { volume: "resync" });
-    const f = s.followers.find((x) => x.node === follower);
-    if (f !== undefined && f.consistent && !f.resyncing && f.matchLsn >= s.commitLsn && f.lastResyncBytes > 0) return { bytes: f.lastResyncBytes, ms: f.lastResyncMs };
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  throw new Error(`${follower} was not back in sync within ${RESYNC_WAIT_MS} ms`);
+  const f = await resyncedFollower(cluster, primary, follower, "resync", RESYNC_WAIT_MS, 50);
+  return { bytes: f.lastResyncBytes, ms: f.lastResyncMs };
 }
 
 /** The resync rows, and the peak resident memory of the unthrottled resync's target (MiB). */
@@ -219,7 +204,7 @@ async function benchResync(cluster: TestCluster): Promise<{ rows: Result[]; targ
       await client.setResyncRate(DEFAULT_RESYNC_BYTES_PER_SEC);
       await awayAndBack(cluster, vol, follower);
       const during = await fg();
-      const s = await cluster.adminCall<{ followers: FollowerView[] }>(primary, "ReplicaStatus", { volume: "resync" });
+      const s = await cluster.adminCall<{ followers: FollowerStatus[] }>(primary, "ReplicaStatus", { volume: "resync" });
       const stillResyncing = s.followers.find((x) => x.node === follower)?.resyncing === true;
       rows.push({ workload: "randwrite-4k-qd32-during-resync", target: "replivol", ...during });
       if (!json) {

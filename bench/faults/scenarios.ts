@@ -86,10 +86,11 @@ export interface Scenario {
    * 3 of 3, and no-lease-wait in 3 of 3; takeover-lagging-replica caught
    * base-any-replica in 3 of 3). 2026-11-27: resync-cut-source-crash caught
    * count-inconsistent in 3 of 3 and corrupt-primary-hot repair-no-overlay
-   * in 3 of 3; takeover-cut-primary apply-uncommitted in 10 of 10 on a
-   * machine loaded with two busy loops, once the primary's own sends were
-   * cut 300 ms before the rest (the old primary cannot unwind the records it
-   * applied, and its replica leaves service), resync-target-crash and resync-source-crash resync-mark-early
+   * in 3 of 3 (6 of 6 on a machine loaded with two busy loops, with sixteen
+   * workers); takeover-cut-primary apply-uncommitted in 10 of 10 so loaded,
+   * once the primary's own sends were cut 300 ms before the rest (the old
+   * primary cannot unwind the records it applied, and its replica leaves
+   * service); resync-target-crash and resync-source-crash resync-mark-early
    * in 3 of 3 each (divergent blocks).
    */
   readonly catches: readonly string[];

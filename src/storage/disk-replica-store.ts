@@ -1415,14 +1415,13 @@ export class DiskReplicaStore implements ReplicaStore {
       this.checkUsable();
       const version = this.regionVersion(region);
       if (sinceLsn === null) return { data: await this.readBlocks(first, blocks), version, blocks: null };
-      const bounds = this.blockLsns.get(region);
+      // A dirty region's content is no prefix of the history: every block goes (its whole-region bound), whatever its own bounds say.
+      const bounds = versionEquals(version, REGION_DIRTY) ? undefined : this.blockLsns.get(region);
       const whole = this.regionLsnBound(region);
-      // A dirty region's content is no prefix of the history: every block goes, whatever its bound says.
-      const dirty = versionEquals(version, REGION_DIRTY);
       const mask = emptyBlockMask(blocks);
       const runs: { from: number; count: number }[] = [];
       for (let i = 0; i < blocks; i++) {
-        const bound = dirty ? Number.MAX_SAFE_INTEGER : (bounds?.[i] ?? whole);
+        const bound = bounds?.[i] ?? whole;
         if (bound <= sinceLsn) continue;
         maskSet(mask, i);
         const last = runs[runs.length - 1];

@@ -405,3 +405,32 @@ export function sameHistorySums(c: TestCluster, nodes: readonly string[], volume
     timeoutMs,
   );
 }
+
+/** A follower as its primary's ReplicaStatus shows it (the fields the resync tests and bench read). */
+export type FollowerStatus = {
+  node: string;
+  consistent: boolean;
+  resyncing: boolean;
+  matchLsn: number;
+  lastResyncRegions: number;
+  lastResyncBytes: number;
+  lastResyncMs: number;
+};
+
+/**
+ * Waits until `primary` reports `follower` of `volume` consistent, caught up
+ * with its commit point and done with a resync that moved bytes; the
+ * follower's status then (its last resync's regions, bytes and time).
+ */
+export function resyncedFollower(c: TestCluster, primary: string, follower: string, volume: string, timeoutMs: number, everyMs = 100): Promise<FollowerStatus> {
+  return waitFor(
+    `${follower} back in sync with ${primary} after a resync of ${volume}`,
+    async () => {
+      const s = await c.adminCall<{ commitLsn: number; followers: FollowerStatus[] }>(primary, "ReplicaStatus", { volume });
+      const f = s.followers.find((x) => x.node === follower);
+      return f !== undefined && f.consistent && !f.resyncing && f.matchLsn >= s.commitLsn && f.lastResyncBytes > 0 ? f : null;
+    },
+    timeoutMs,
+    everyMs,
+  );
+}

@@ -11,7 +11,7 @@
 import { randomBytes, randomInt } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { limits } from "../../src/core/limits.js";
-import { sameHistorySums, startCluster, waitFor, type TestCluster } from "./harness.js";
+import { resyncedFollower, sameHistorySums, startCluster, waitFor, type TestCluster } from "./harness.js";
 import { RawVolumeClient } from "./raw-volume.js";
 
 const BLOCK = 4096;
@@ -92,18 +92,7 @@ describe("volnode region resync of scattered small writes", () => {
     await Promise.all(Array.from({ length: QD }, () => writeOne()));
 
     await c.restart("n3");
-    const synced = await waitFor(
-      "n3 resynced",
-      async () => {
-        const s = await c.adminCall<{
-          commitLsn: number;
-          followers: { node: string; consistent: boolean; resyncing: boolean; matchLsn: number; lastResyncRegions: number; lastResyncBytes: number}[];
-        }>("n1", "ReplicaStatus", { volume: "delta" });
-        const f = s.followers.find((x) => x.node === "n3");
-        return f !== undefined && f.consistent && !f.resyncing && f.matchLsn >= s.commitLsn && f.lastResyncRegions > 0 ? f : null;
-      },
-      60_000,
-    );
+    const synced = await resyncedFollower(c, "n1", "n3", "delta", 60_000);
     const traced = c.node("n1").lines.some((l) => l.includes('"msg":"region resync copies"'));
     expect(traced, "the primary went through a region resync, not a log catch-up").toBe(true);
     // The regions written, and within them only the blocks written: at most 1.2x the distinct bytes changed.

@@ -8,7 +8,7 @@
 import { randomBytes } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { limits } from "../../src/core/limits.js";
-import { sameHistorySums, startCluster, waitFor, type TestCluster } from "./harness.js";
+import { resyncedFollower, sameHistorySums, startCluster, waitFor, type TestCluster } from "./harness.js";
 import { RawVolumeClient } from "./raw-volume.js";
 
 const BLOCK = 4096;
@@ -86,18 +86,7 @@ describe("volnode region resync", () => {
       5_000,
     );
     await c.adminCall("n1", "SetResyncRate", { bytesPerSec: 0 });
-    const synced = await waitFor(
-      "n3 resynced",
-      async () => {
-        const s = await c.adminCall<{
-          commitLsn: number;
-          followers: { node: string; consistent: boolean; resyncing: boolean; matchLsn: number; lastResyncRegions: number; lastResyncBytes: number }[];
-        }>("n1", "ReplicaStatus", { volume: "resync" });
-        const f = s.followers.find((x) => x.node === "n3");
-        return f !== undefined && f.consistent && !f.resyncing && f.matchLsn >= s.commitLsn ? f : null;
-      },
-      40_000,
-    );
+    const synced = await resyncedFollower(c, "n1", "n3", "resync", 40_000);
     expect(synced.consistent).toBe(true);
     const traced = c.node("n1").lines.some((l) => l.includes('"msg":"region resync copies"'));
     expect(traced, "the primary went through a region resync, not a log catch-up").toBe(true);
