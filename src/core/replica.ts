@@ -166,6 +166,9 @@ type PrimaryPhase = "promising" | "fetching" | "mounting" | "active";
 interface ResyncProgress {
   phase: "begin" | "copy" | "done";
   readonly snapshot: Version;
+  /** The begin message of this attempt: sent again, as it is, until the target answers (see onTick). */
+  readonly begin: ResyncBegin;
+  beginSentTick: number;
   /** Where the target's log starts; regions are compared and copied once this primary applied through it. */
   effective: Version;
   /** The target's region versions when it reset; compared once this primary applied through `effective`. */
@@ -429,6 +432,14 @@ export class ReplicaCore {
   private resyncSnapshot: Version | null = null;
   /** The region resync attempt this replica is the target of (ResyncBegin.seq), while resyncSnapshot is set. */
   private resyncSeq = -1;
+  /**
+   * The newest region resync attempt (ResyncBegin) of the current primary's
+   * epoch that this replica took, and its answer while that attempt is the
+   * current one: a primary sends a begin again until it is answered, and a
+   * copy of one (or an older attempt's, delayed) must not reset the
+   * replica again, least of all after the resync ended.
+   */
+  private resyncBeginSeen: { readonly epoch: Epoch; readonly seq: number; readonly reply: ResyncBeginReply; readonly effectiveLsn: Lsn } | null = null;
   /** Regions copied in since the current region resync began (their versions are real). */
   private readonly regionsInstalled = new Set<number>();
   /**
@@ -1365,6 +1376,12 @@ export class ReplicaCore {
 
   private onResyncBegin(from: NodeId, m: ResyncBegin): void {
     if (!this.admitPrimaryMessage(from, m.epoch)) return;
+    const seen = this.resyncBeginSeen;
+    if (seen !== null && seen.epoch === m.epoch && m.seq <= seen.seq) {
+      // A copy of the attempt taken (answered again while it is the current one), or an older one's: never a reset.
+      if (m.seq === seen.seq && this.resyncSnapshot !== null && this.resyncSeq === m.seq) this.replyWhenDurable(from, m.epoch, seen.effectiveLsn, () => seen.reply);
+      return;
+    }
     const epoch = m.epoch;
     const regionVersions = [...this.regionVersions];
     // Records up to the snapshot go (the regions bring them); records after
@@ -1387,14 +1404,9 @@ export class ReplicaCore {
       this.deferredInstalls.length = 0;
       this.regionsInstalled.clear();
       this.dirtyShadow.clear();
-      this.replyWhenDurable(from, epoch, effective.lsn, () => ({
-        type: "resyncBeginReply",
-        epoch,
-        seq: m.seq,
-        snapshot: m.snapshot,
-        effectiveSnapshot: effective,
-        regionVersions,
-      }) satisfies ResyncBeginReply);
+      const reply: ResyncBeginReply = { type: "resyncBeginReply", epoch, seq: m.seq, snapshot: m.snapshot, effectiveSnapshot: effective, regionVersions };
+      this.resyncBeginSeen = { epoch, seq: m.seq, reply, effectiveLsn: effective.lsn };
+      this.replyWhenDurable(from, epoch, effective.lsn, () => reply);
     };
     if (this.consistent && holdsSnapshot) {
       // A consistent replica whose log holds the snapshot holds every record
@@ -2209,9 +2221,13 @@ export class ReplicaCore {
     const snapshot = this.log.versionAt(snapshotLsn);
     assert(snapshot !== null, `The resync snapshot ${snapshotLsn} is in the log`);
     f.consistent = false;
+    const sessions = foldSessions(this.sessions, this.log.slice(this.log.startLsn(), snapshot.lsn), this.sessionsMax);
+    const begin: ResyncBegin = { type: "resyncBegin", epoch: p.epoch, snapshot, sessions, seq: this.now, config: this.config };
     f.resync = {
       phase: "begin",
       snapshot,
+      begin,
+      beginSentTick: this.now,
       effective: snapshot,
       theirVersions: null,
       seq: this.now,
@@ -2226,8 +2242,7 @@ export class ReplicaCore {
       startedTick: restartOf?.startedTick ?? this.now,
     };
     this.trace("region resync of a follower begins", { follower: f.node, snapshot: formatVersion(snapshot) });
-    const sessions = foldSessions(this.sessions, this.log.slice(this.log.startLsn(), snapshot.lsn), this.sessionsMax);
-    this.send(f.node, { type: "resyncBegin", epoch: p.epoch, snapshot, sessions, seq: this.now, config: this.config });
+    this.send(f.node, begin);
     f.lastSendTick = this.now;
   }
 
@@ -2351,6 +2366,14 @@ export class ReplicaCore {
     for (const f of p.followers.values()) {
       const r = f.resync;
       if (r !== null && r.phase === "copy") this.pumpResync(p, f);
+      if (r !== null && r.phase === "begin" && this.now - r.beginSentTick >= this.timing.resendTicks) {
+        // Unanswered: lost, maybe on a link to a target that was still starting. The same
+        // attempt goes again (the target answers a copy without resetting twice), so a
+        // target that just came back starts within a resend, not a whole restart, later.
+        this.send(f.node, r.begin);
+        r.beginSentTick = this.now;
+        f.lastSendTick = this.now;
+      }
       if (r !== null && this.now - r.lastProgressTick >= this.timing.resendTicks * 4) {
         // A lost message or a restarted target: start the resync again (it is idempotent).
         f.resync = null;
