@@ -62,6 +62,8 @@ function isPing(frame: Buffer): boolean {
   return frame.length === 4 && frame.readUInt32LE(0) === 0;
 }
 const RECONNECT_BACKOFF_MS_MAX = 1000;
+/** An outgoing stream younger than this is left to finish opening when the peer is heard from (see reconnectNow). */
+const RECONNECT_NOW_AFTER_MS = 100;
 
 export const PEER_CHANNEL_OPTIONS = {
   "grpc-node.flow_control_window": FLOW_CONTROL_WINDOW_BYTES,
@@ -233,6 +235,31 @@ export class PeerTransport {
     link.retry.unref();
   }
 
+  /**
+   * The peer opened its stream to this node, so it is up, while this node's
+   * stream to it is not: open that one now, on a new connection, instead of
+   * after the rest of a backoff (up to RECONNECT_BACKOFF_MS_MAX here and as
+   * much again in gRPC's channel). A restarted peer is then reached as soon
+   * as it reaches us, which is what a primary waiting to resync it needs.
+   */
+  private reconnectNow(link: PeerLink): void {
+    if (this.closed || performance.now() - link.openedAtMs < RECONNECT_NOW_AFTER_MS) return;
+    if (link.retry !== null) {
+      clearTimeout(link.retry);
+      link.retry = null;
+    }
+    const call = link.call;
+    link.call = null;
+    link.queue.length = 0;
+    // (Its handlers then see a call that is no longer the link's and leave the link alone.)
+    call?.cancel();
+    link.client.close();
+    link.client = new Client(link.node.address, credentials.createInsecure(), PEER_CHANNEL_OPTIONS);
+    link.backoffMs = RECONNECT_BACKOFF_MS_MIN;
+    this.log.info({ peer: link.node.id }, "peer is back: stream opened again now");
+    this.connect(link);
+  }
+
   private endIncoming(call: ServerDuplexStream<Buffer, unknown>): void {
     this.incomingFrom.delete(call);
     if (!this.incoming.delete(call)) return;
@@ -257,6 +284,8 @@ export class PeerTransport {
       return;
     }
     this.incoming.add(call);
+    const back = this.links.get(from);
+    if (back !== undefined && !back.connected) this.reconnectNow(back);
     const heard = { from, heardAtMs: performance.now() };
     this.incomingFrom.set(call, heard);
     call.sendMetadata(new Metadata());

@@ -59,4 +59,24 @@ describe("peer transport liveness", () => {
     const took = await until("messages flow from a to b", () => receivedAtB > 10, PEER_OPEN_TIMEOUT_MS + 5_000);
     expect(took).toBeLessThan(PEER_OPEN_TIMEOUT_MS + 5_000);
   }, 40_000);
+
+  it("opens its stream again at once when the peer it could not reach reaches it", async () => {
+    const [pa, pb] = await freePorts(2);
+    const lines: string[] = [];
+    const captured = pino({ level: "info" }, { write: (line: string) => void lines.push(line) });
+    const a = new PeerTransport({ nodeId: asNodeId("a"), peers: [{ id: asNodeId("b"), address: `127.0.0.1:${pb}` }], logger: captured, onMessage: () => undefined });
+    const as = await serve(a, pa ?? 0);
+    cleanup.push(() => as.forceShutdown(), () => a.close());
+    // b is not up: a's stream fails, and a waits longer before each new try.
+    a.start();
+    await new Promise((r) => setTimeout(r, 1_500));
+    expect(a.connectedPeers()).toEqual([]);
+    const b = new PeerTransport({ nodeId: asNodeId("b"), peers: [{ id: asNodeId("a"), address: `127.0.0.1:${pa}` }], logger, onMessage: () => undefined });
+    const bs = await serve(b, pb ?? 0);
+    cleanup.push(() => bs.forceShutdown(), () => b.close());
+    // b comes up and opens its stream to a: a opens its own to b then, not when its wait is over.
+    b.start();
+    await until("a's stream to b is open", () => a.connectedPeers().includes(asNodeId("b")), 5_000);
+    expect(lines.filter((l) => l.includes("peer is back"))).toHaveLength(1);
+  }, 20_000);
 });
