@@ -61,8 +61,13 @@ export interface VolumeDriverOptions {
 const TICK_MS = 10;
 const CHECKPOINT_INTERVAL_MS = 1000;
 const CHECKPOINT_RECORDS = 4096;
-/** Region bytes a resync target installs before it checkpoints them (as CHECKPOINT_RECORDS for records). */
-const CHECKPOINT_INSTALLED_BYTES = 32 * 1024 * 1024;
+/**
+ * Region bytes a resync target installs before it checkpoints them (as
+ * CHECKPOINT_RECORDS for records). The regions that arrive while a
+ * checkpoint writes are installed meanwhile (see DiskReplicaStore.checkpoint),
+ * so up to twice this is held in memory.
+ */
+const CHECKPOINT_INSTALLED_BYTES = 16 * 1024 * 1024;
 /** The background scrub's pace: a 1 GiB volume is read through in about 17 minutes. */
 const SCRUB_BACKGROUND_BYTES_PER_SEC = 1024 * 1024;
 

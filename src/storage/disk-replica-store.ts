@@ -53,6 +53,9 @@
  * goes through `callOrder` otherwise. Appends do commute with applying,
  * installing and checkpoints, so a long checkpoint never holds them up, and
  * those that queue while an fdatasync runs share the next (group commit).
+ * The periodic checkpoint (checkpoint()) holds `callOrder` only to take the
+ * overlay and to record the applied point, not while it writes, so applying
+ * and installing go on meanwhile too.
  * A call that depends on earlier appends (a superblock write, truncation,
  * reset, or applying records not yet durable) waits until they are durable,
  * so what is durable after a crash is always a prefix of the calls made.
@@ -233,6 +236,14 @@ interface LogEntry {
   readonly heldAt: number;
 }
 
+/** What a checkpoint writes, taken at one applied point (see DiskReplicaStore.freeze). */
+interface FrozenCheckpoint {
+  readonly target: Version;
+  readonly overlay: Map<number, Uint8Array | null>;
+  /** The regions changed since the last checkpoint, each with its version when taken: the one written. */
+  readonly regions: readonly { readonly region: number; readonly epoch: number; readonly lsn: number }[];
+}
+
 /**
  * The retained log's records, one LogEntry each, kept column by column in
  * arrays of numbers and of references: no object per record, which the
@@ -373,7 +384,16 @@ export class DiskReplicaStore implements ReplicaStore {
   // Applied state.
   private applied: Version;
   /** Applied blocks not yet in the block data on disk; null reads as zeros. */
-  private readonly overlay = new Map<number, Uint8Array | null>();
+  private overlay = new Map<number, Uint8Array | null>();
+  /**
+   * The overlay a background checkpoint is writing (see checkpoint()): read
+   * after the overlay and before the disk until its blocks are on disk.
+   */
+  private frozenOverlay: Map<number, Uint8Array | null> | null = null;
+  /** A background checkpoint's write while it runs; it settles (never rejects) when the write is over. */
+  private frozenWrite: Promise<void> | null = null;
+  /** Moves on at every checkpoint: a background checkpoint records its applied point only if no other came in between. */
+  private checkpointGeneration = 0;
   /** Region versions including the overlay; [epoch, lsn] per region. */
   private readonly regionVersionPairs: Float64Array;
   /** Regions whose version or blocks changed since the last checkpoint. */
@@ -1309,7 +1329,7 @@ export class DiskReplicaStore implements ReplicaStore {
     const fromDisk: { block: number; crc: number }[] = [];
     for (let i = 0; i < blockCount; i++) {
       const b = block + i;
-      const pending = this.overlay.get(b);
+      const pending = this.pendingBlock(b);
       if (pending !== undefined) {
         if (pending !== null) out.set(pending, i * bs);
         continue;
@@ -1317,7 +1337,7 @@ export class DiskReplicaStore implements ReplicaStore {
       const g = Math.floor(b / this.regionBlocks);
       const meta = this.metaCache.get(g) ?? (await this.loadBlockMeta(g));
       // The overlay may have gained this block while the metadata loaded.
-      const later = this.overlay.get(b);
+      const later = this.pendingBlock(b);
       if (later !== undefined) {
         if (later !== null) out.set(later, i * bs);
         continue;
@@ -1444,7 +1464,7 @@ export class DiskReplicaStore implements ReplicaStore {
       const meta = this.metaCache.get(region) ?? (await this.loadBlockMeta(region));
       for (let i = 0; i < blocks; i++) {
         const b = first + i;
-        const pending = this.overlay.get(b);
+        const pending = this.pendingBlock(b);
         if (pending !== undefined) {
           out[i] = pending === null ? 0 : blockCrc32(b, pending);
           continue;
@@ -1505,23 +1525,97 @@ export class DiskReplicaStore implements ReplicaStore {
 
   // ------------------------------------------------------------- checkpoint
 
+  /**
+   * A checkpoint that lets applying and installing go on while it writes
+   * (the driver's periodic one). In call order it takes the overlay as it is
+   * (the blocks of every record applied and region installed so far) and
+   * starts a new one; then, out of call order, it writes what it took
+   * (reads find those blocks in memory until they are on disk); then, in
+   * call order again, it records the new applied point, unless another
+   * checkpoint or a resync reset came in between (that one recorded its own,
+   * later or reset, point). Every other call that checkpoints first waits
+   * for such a write to end. So a resync target goes on installing the
+   * regions that arrive while the last ones go to disk, and a primary goes
+   * on applying.
+   */
   async checkpoint(): Promise<void> {
     this.checkUsable();
-    await this.callOrder.run(() => this.guard(() => this.checkpointLocked(true)));
+    const taken = await this.callOrder.run(() =>
+      this.guard(async () => {
+        this.checkUsable();
+        await this.settleFrozenWrite();
+        const generation = ++this.checkpointGeneration;
+        const f = await this.freeze();
+        if (f.overlay.size === 0 && f.regions.length === 0) return { f, generation, write: null };
+        this.frozenOverlay = f.overlay;
+        const write = this.guard(() => this.writeFrozen(f));
+        const settled: Promise<void> = write
+          .then(
+            () => undefined,
+            () => undefined,
+          )
+          .then(() => {
+            if (this.frozenWrite === settled) this.frozenWrite = null;
+          });
+        this.frozenWrite = settled;
+        return { f, generation, write };
+      }),
+    );
+    if (taken.write !== null) await taken.write;
+    await this.callOrder.run(() =>
+      this.guard(async () => {
+        if (this.closed || this.failure !== null || taken.generation !== this.checkpointGeneration) return;
+        await this.finishCheckpoint(taken.f.target, true);
+      }),
+    );
   }
 
+  /** A checkpoint done within one call-order turn (the caller holds it): after a background one's write, if any. */
   private async checkpointLocked(trim: boolean): Promise<void> {
     this.checkUsable();
+    await this.settleFrozenWrite();
+    this.checkUsable();
+    this.checkpointGeneration++;
+    const f = await this.freeze();
+    if (f.overlay.size > 0 || f.regions.length > 0) {
+      this.frozenOverlay = f.overlay;
+      await this.writeFrozen(f);
+    }
+    await this.finishCheckpoint(f.target, trim);
+  }
+
+  private async settleFrozenWrite(): Promise<void> {
+    while (this.frozenWrite !== null) await this.frozenWrite;
+  }
+
+  /** The overlay when a block is in it, else the blocks a background checkpoint is writing; undefined: read the disk. */
+  private pendingBlock(b: number): Uint8Array | null | undefined {
+    const live = this.overlay.get(b);
+    return live !== undefined ? live : this.frozenOverlay?.get(b);
+  }
+
+  /**
+   * Takes what a checkpoint writes, at the applied point now: the overlay
+   * (a new one starts) and the changed regions with their versions now.
+   * Raises the durable commit point first: recovery replays through it, so
+   * it must cover every record about to reach the block data.
+   */
+  private async freeze(): Promise<FrozenCheckpoint> {
     const target = this.applied;
-    // Recovery replays through the durable commit point, so it must cover every record about to reach the block data.
     if (this.persisted.superblock.commitLsn < target.lsn) {
       await this.persist((s) => ({ ...s, superblock: { ...s.superblock, commitLsn: target.lsn } }));
     }
-    if (this.overlay.size > 0 || this.regionsChanged.size > 0) {
-      // A read that chose to read a block from disk before it entered the overlay must finish before the block changes.
-      await Promise.allSettled([...this.readsInFlight]);
-      await this.writeBlocksAndMeta();
-    }
+    const overlay = this.overlay;
+    this.overlay = new Map();
+    const regions = [...this.regionsChanged]
+      .sort((a, b) => a - b)
+      .map((region) => ({ region, epoch: this.regionVersionPairs[region * 2] ?? 0, lsn: this.regionVersionPairs[region * 2 + 1] ?? 0 }));
+    this.regionsChanged.clear();
+    return { target, overlay, regions };
+  }
+
+  /** Records `target` as the applied point, with the sessions and configuration as of it, and trims the log. */
+  private async finishCheckpoint(target: Version, trim: boolean): Promise<void> {
     const before = this.persisted.appliedVersion;
     // The sessions as of the new applied point: those of the last one, and the records applied since (held in memory).
     const appliedSince: LogRecord[] = [];
@@ -1541,9 +1635,13 @@ export class DiskReplicaStore implements ReplicaStore {
     if (trim) await this.trimLog(target);
   }
 
-  private async writeBlocksAndMeta(): Promise<void> {
+  /** Writes a frozen overlay's blocks, their checksums and the frozen region versions, each step synced before the next. */
+  private async writeFrozen(f: FrozenCheckpoint): Promise<void> {
+    // A read that chose to read a block from disk before it entered the overlay must finish before the block changes.
+    await Promise.allSettled([...this.readsInFlight]);
     const bs = this.blockSize;
-    const blocks = [...this.overlay.keys()].sort((a, b) => a - b);
+    const overlay = f.overlay;
+    const blocks = [...overlay.keys()].sort((a, b) => a - b);
     const regions: number[] = [];
     for (const b of blocks) {
       const g = Math.floor(b / this.regionBlocks);
@@ -1562,7 +1660,7 @@ export class DiskReplicaStore implements ReplicaStore {
     for (const b of blocks) {
       // The checksums cost about 2 us a block: let appends (and reads) in every so often rather than hold them up for all.
       if (++checksummed % CHECKPOINT_BLOCKS_PER_TURN === 0) await new Promise<void>((resolve) => setImmediate(resolve));
-      const bytes = this.overlay.get(b);
+      const bytes = overlay.get(b);
       const g = Math.floor(b / this.regionBlocks);
       const page = pages.get(g);
       assert(page !== undefined && bytes !== undefined);
@@ -1608,32 +1706,31 @@ export class DiskReplicaStore implements ReplicaStore {
         return this.files.blockMeta.writev([entry[1]], entry[0] * this.regionBlocks * BLOCK_META_BYTES);
       });
       await this.files.blockMeta.datasync();
-      // 3. Region versions, adjacent regions in one write.
-      const regions = [...this.regionsChanged].sort((a, b) => a - b);
-      const regionRuns: { first: number; count: number }[] = [];
-      for (const g of regions) {
+      // 3. Region versions as they were when frozen (a region changed since then has newer blocks in the overlay), adjacent regions in one write.
+      const regionRuns: { first: number; versions: { epoch: number; lsn: number }[] }[] = [];
+      for (const r of f.regions) {
         const last = regionRuns[regionRuns.length - 1];
-        if (last !== undefined && last.first + last.count === g) last.count++;
-        else regionRuns.push({ first: g, count: 1 });
+        if (last !== undefined && last.first + last.versions.length === r.region) last.versions.push(r);
+        else regionRuns.push({ first: r.region, versions: [r] });
       }
       await writeInParallel(regionRuns.length, (i) => {
-        const r = regionRuns[i];
-        assert(r !== undefined);
-        const bytes = Buffer.alloc(r.count * REGION_VERSION_BYTES);
-        for (let k = 0; k < r.count; k++) {
-          bytes.writeDoubleLE(this.regionVersionPairs[(r.first + k) * 2] ?? 0, k * REGION_VERSION_BYTES);
-          bytes.writeDoubleLE(this.regionVersionPairs[(r.first + k) * 2 + 1] ?? 0, k * REGION_VERSION_BYTES + 8);
-        }
-        return this.files.regions.writev([bytes], r.first * REGION_VERSION_BYTES);
+        const run = regionRuns[i];
+        assert(run !== undefined);
+        const bytes = Buffer.alloc(run.versions.length * REGION_VERSION_BYTES);
+        run.versions.forEach((v, k) => {
+          bytes.writeDoubleLE(v.epoch, k * REGION_VERSION_BYTES);
+          bytes.writeDoubleLE(v.lsn, k * REGION_VERSION_BYTES + 8);
+        });
+        return this.files.regions.writev([bytes], run.first * REGION_VERSION_BYTES);
       });
       await this.files.regions.datasync();
+      // The blocks are on disk and their checksums in the cache: reads take them from there now.
       for (const [g, page] of pages) {
         this.metaCache.delete(g);
         this.metaCache.set(g, page);
       }
       this.evictBlockMeta();
-      this.overlay.clear();
-      this.regionsChanged.clear();
+      if (this.frozenOverlay === overlay) this.frozenOverlay = null;
     } finally {
       this.metaGeneration++;
       this.metaWriting = null;

@@ -596,6 +596,59 @@ export function runReplicaStoreContract(name: string, factory: StoreFactory): vo
       expect(again?.stats().checksumMismatches).toBe(0);
     });
 
+    it("applies, installs and reads while a checkpoint writes; the checkpoint records only what it took", async () => {
+      const { store } = await open();
+      // 1-4 write blocks 0-3 (region 0); 5 and 6 write blocks 0 and 1 again.
+      await store.appendLog([1, 2, 3, 4, 5, 6].map((l) => writeRecord(1, l, (l - 1) % 4)));
+      await store.writeSuperblock({ commitLsn: asLsn(6) });
+      await store.applyThrough(asLsn(4));
+      const done: string[] = [];
+      const checkpoint = store.checkpoint().then(() => done.push("checkpoint"));
+      const apply = store.applyThrough(asLsn(6)).then(() => done.push("apply"));
+      const copy = Buffer.concat([blockBytes(300, 12), blockBytes(301, 13), blockBytes(302, 14), blockBytes(303, 15)]);
+      const install = store.installRegion(3, copy, v(1, 6), asLsn(6)).then(() => done.push("install"));
+      await apply;
+      // Blocks 0 and 1 from the new overlay, 2 and 3 from what the checkpoint is writing (or wrote), the region installed.
+      const current = Buffer.concat([blockBytes(5, 0), blockBytes(6, 1), blockBytes(3, 2), blockBytes(4, 3)]);
+      expect(Buffer.from(await store.readBlocks(0, 4))).toEqual(current);
+      await Promise.all([checkpoint, install]);
+      // Neither the apply nor the install waited for the checkpoint's writes.
+      expect(done).toEqual(["apply", "install", "checkpoint"]);
+      expect(Buffer.from(await store.readBlocks(0, 4))).toEqual(current);
+      expect(Buffer.from(await store.readBlocks(12, 4))).toEqual(copy);
+      expect((await store.blockChecksums(0))[2]).toBe(blockCrc32(2, blockBytes(3, 2)));
+      // The checkpoint took the applied point of its call (lsn 4): after a crash 5 and 6 come back from the log, the install (not checkpointed) is gone.
+      const again = await sut?.crash();
+      expect(again?.appliedVersion()).toEqual(v(1, 6));
+      expect(Buffer.from((await again?.readBlocks(0, 4)) ?? [])).toEqual(current);
+      expect(Buffer.from((await again?.readBlocks(12, 4)) ?? [])).toEqual(zeros(4));
+      expect(again?.regionVersions()[3]).toEqual(VERSION_ZERO);
+      expect(again?.stats().checksumMismatches).toBe(0);
+      // The next checkpoint writes the rest: after another crash the install is there too.
+      await again?.installRegion(3, copy, v(1, 6), asLsn(6));
+      await again?.checkpoint();
+      const third = await sut?.crash();
+      expect(Buffer.from((await third?.readBlocks(12, 4)) ?? [])).toEqual(copy);
+      expect(third?.regionVersions()[3]).toEqual(v(1, 6));
+    });
+
+    it("a resync reset checkpoints after a background checkpoint's write ends, and that one's older applied point is never recorded", async () => {
+      const { store } = await open();
+      await store.appendLog([1, 2, 3].map((l) => writeRecord(1, l, l)));
+      await store.writeSuperblock({ commitLsn: asLsn(3) });
+      await store.applyThrough(asLsn(2));
+      const checkpoint = store.checkpoint();
+      await store.applyThrough(asLsn(3));
+      // A reset at 3 keeps the block data: it checkpoints it first, after the background write ends.
+      await store.resetLogForResync(v(1, 3), [], v(1, 3));
+      await checkpoint;
+      // The background checkpoint's applied point (2) did not overwrite the reset's (3).
+      const again = await sut?.crash();
+      expect(again?.appliedVersion()).toEqual(v(1, 3));
+      expect(again?.superblock().consistent).toBe(false);
+      expect(Buffer.from((await again?.readBlocks(1, 3)) ?? [])).toEqual(Buffer.concat([blockBytes(1, 1), blockBytes(2, 2), blockBytes(3, 3)]));
+    });
+
     it("keeps superblock fields across reopen; the promised epoch never goes back", async () => {
       const { store } = await open();
       await store.writeSuperblock({ promisedEpoch: asEpoch(7), commitLsn: asLsn(0) });
