@@ -62,6 +62,12 @@ const TICK_MS = 10;
 const CHECKPOINT_INTERVAL_MS = 1000;
 const CHECKPOINT_RECORDS = 4096;
 /**
+ * Record bytes appended before a checkpoint is due: the store holds each
+ * record in memory from its append until a checkpoint after it is applied,
+ * so at 1 MiB writes the interval alone would let it hold a second of them.
+ */
+const CHECKPOINT_LOGGED_BYTES = 16 * 1024 * 1024;
+/**
  * Region bytes a resync target installs before it checkpoints them (as
  * CHECKPOINT_RECORDS for records). The regions that arrive while a
  * checkpoint writes are installed meanwhile (see DiskReplicaStore.checkpoint),
@@ -100,6 +106,8 @@ export class VolumeDriver {
   private appliedSinceCheckpoint = 0;
   /** Region bytes installed (resync) since the last checkpoint: held in the store's memory until one. */
   private installedSinceCheckpoint = 0;
+  /** Record bytes appended since the last checkpoint began (see CHECKPOINT_LOGGED_BYTES). */
+  private loggedSinceCheckpoint = 0;
   private lastCheckpointMs: number;
   private readonly openedAt = monotonicMs();
   private scrub: { region: number; fast: boolean; startedMs: number; regionsDone: number; corruptFound: number } = {
@@ -385,6 +393,7 @@ export class VolumeDriver {
       case "persistSuperblock":
         return this.persist(a.token, store.writeSuperblock(a.patch));
       case "appendLog":
+        for (const r of a.records) this.loggedSinceCheckpoint += r.data?.length ?? 0;
         return this.persist(a.token, store.appendLog(a.records));
       case "truncateLog":
         return this.persist(a.token, store.truncateLogAfter(a.afterLsn));
@@ -685,11 +694,13 @@ export class VolumeDriver {
     const due =
       this.appliedSinceCheckpoint >= CHECKPOINT_RECORDS ||
       this.installedSinceCheckpoint >= CHECKPOINT_INSTALLED_BYTES ||
+      (this.appliedSinceCheckpoint > 0 && this.loggedSinceCheckpoint >= CHECKPOINT_LOGGED_BYTES) ||
       (this.appliedSinceCheckpoint + this.installedSinceCheckpoint > 0 && now - this.lastCheckpointMs >= CHECKPOINT_INTERVAL_MS);
     if (!due) return;
     this.checkpointing = true;
     this.appliedSinceCheckpoint = 0;
     this.installedSinceCheckpoint = 0;
+    this.loggedSinceCheckpoint = 0;
     this.lastCheckpointMs = now;
     this.track(this.store.checkpoint(), "checkpoint").then(
       () => {
