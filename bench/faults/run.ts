@@ -401,6 +401,15 @@ async function verifyReads(clusterFile: string, blocks: readonly number[], event
   return { close, vol, failure };
 }
 
+/** "n2 out of service: <why>" for each node that took its replica out of service. */
+async function outOfService(cluster: FaultCluster): Promise<string[]> {
+  const out: string[] = [];
+  for (const id of cluster.ids()) {
+    if ((await adminStatus(cluster, id))?.diskFailed === true) out.push(`${id} out of service: ${outOfServiceReason(cluster.node(id)) ?? "no reason logged"}`);
+  }
+  return out;
+}
+
 /**
  * Waits until every replica is consistent, caught up and applied to the same
  * lsn; then their region checksums. Gives up at once (after a short grace)
@@ -414,10 +423,7 @@ async function converge(cluster: FaultCluster, primaryHint: string | null): Prom
   let resyncBytes = 0;
   let outSince: number | null = null;
   while (Date.now() - t0 < RESYNC_BOUND_MS) {
-    const out: string[] = [];
-    for (const id of cluster.ids()) {
-      if ((await adminStatus(cluster, id))?.diskFailed === true) out.push(`${id} out of service: ${outOfServiceReason(cluster.node(id)) ?? "no reason logged"}`);
-    }
+    const out = await outOfService(cluster);
     if (out.length === 0) outSince = null;
     else if (outSince === null) outSince = Date.now();
     else if (Date.now() - outSince >= OUT_OF_SERVICE_GRACE_MS) return { checksums: null, waitedMs: Date.now() - t0, resyncMs, resyncBytes, why: out.join("; ") };
@@ -669,7 +675,8 @@ async function runScenario(s: Scenario, runIndex: number, opts: FaultsOptions, w
     phase("verify");
     let conv: Awaited<ReturnType<typeof converge>>;
     try {
-      if (verify.failure !== null) failures.push(verify.failure);
+      // A mount that found too few replicas to promise: say which ones are out of service, and why.
+      if (verify.failure !== null) failures.push([verify.failure, ...(verify.vol === null ? await outOfService(c) : [])].join("; "));
       // No mount within its bound: the run has failed; waiting out the convergence bound too would only delay the report.
       conv = verify.vol === null ? { checksums: null, waitedMs: 0, resyncMs: 0, resyncBytes: 0, why: "not compared: the final verification could not mount" } : await converge(c, verify.vol.primary);
     } finally {

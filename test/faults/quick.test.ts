@@ -100,7 +100,12 @@ describe("bench:faults --quick", () => {
     for (const report of [count, repair]) {
       expect(report.passed, explain(report)).toBe(false);
       const row = report.rows[0];
-      expect(row !== undefined && row.lostAcks + row.staleAcks + row.nonLinearizableReads > 0, explain(report)).toBe(true);
+      // count-inconsistent acknowledges writes that only the primary and the resyncing replica
+      // hold: those that applied them then refuse to unwind them for the next primary, which
+      // in one CI run left too few replicas for the final verification to mount (and so to count
+      // the lost writes) while the workload's reads had seen none of them.
+      const caught = row !== undefined && (row.lostAcks + row.staleAcks + row.nonLinearizableReads > 0 || (report === count && unwound(row)));
+      expect(caught, explain(report)).toBe(true);
       // Caught with the scenario's own preconditions met (its guards name what was missing).
       expect(row?.notes ?? "", explain(report)).not.toMatch(/no region resync|resync had ended|no record reached|no mount chose|fewer than \d+ blocks were repaired|the primary was not/);
     }
