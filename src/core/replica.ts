@@ -433,13 +433,13 @@ export class ReplicaCore {
   /** The region resync attempt this replica is the target of (ResyncBegin.seq), while resyncSnapshot is set. */
   private resyncSeq = -1;
   /**
-   * The newest region resync attempt (ResyncBegin) of the current primary's
-   * epoch that this replica took, and its answer while that attempt is the
-   * current one: a primary sends a begin again until it is answered, and a
-   * copy of one (or an older attempt's, delayed) must not reset the
-   * replica again, least of all after the resync ended.
+   * The answer to the newest region resync attempt (ResyncBegin) this
+   * replica took: its epoch and seq name the attempt. A primary sends a
+   * begin again until it is answered, and a copy of one (or an older
+   * attempt's, delayed) must not reset the replica again, least of all
+   * after the resync ended.
    */
-  private resyncBeginSeen: { readonly epoch: Epoch; readonly seq: number; readonly reply: ResyncBeginReply; readonly effectiveLsn: Lsn } | null = null;
+  private resyncBeginAnswer: ResyncBeginReply | null = null;
   /** Regions copied in since the current region resync began (their versions are real). */
   private readonly regionsInstalled = new Set<number>();
   /**
@@ -1376,10 +1376,12 @@ export class ReplicaCore {
 
   private onResyncBegin(from: NodeId, m: ResyncBegin): void {
     if (!this.admitPrimaryMessage(from, m.epoch)) return;
-    const seen = this.resyncBeginSeen;
-    if (seen !== null && seen.epoch === m.epoch && m.seq <= seen.seq) {
+    const answered = this.resyncBeginAnswer;
+    if (answered !== null && answered.epoch === m.epoch && m.seq <= answered.seq) {
       // A copy of the attempt taken (answered again while it is the current one), or an older one's: never a reset.
-      if (m.seq === seen.seq && this.resyncSnapshot !== null && this.resyncSeq === m.seq) this.replyWhenDurable(from, m.epoch, seen.effectiveLsn, () => seen.reply);
+      if (m.seq === answered.seq && this.resyncSnapshot !== null && this.resyncSeq === m.seq) {
+        this.replyWhenDurable(from, m.epoch, answered.effectiveSnapshot.lsn, () => answered);
+      }
       return;
     }
     const epoch = m.epoch;
@@ -1405,7 +1407,7 @@ export class ReplicaCore {
       this.regionsInstalled.clear();
       this.dirtyShadow.clear();
       const reply: ResyncBeginReply = { type: "resyncBeginReply", epoch, seq: m.seq, snapshot: m.snapshot, effectiveSnapshot: effective, regionVersions };
-      this.resyncBeginSeen = { epoch, seq: m.seq, reply, effectiveLsn: effective.lsn };
+      this.resyncBeginAnswer = reply;
       this.replyWhenDurable(from, epoch, effective.lsn, () => reply);
     };
     if (this.consistent && holdsSnapshot) {

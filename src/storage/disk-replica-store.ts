@@ -1546,19 +1546,7 @@ export class DiskReplicaStore implements ReplicaStore {
         await this.settleFrozenWrite();
         const generation = ++this.checkpointGeneration;
         const f = await this.freeze();
-        if (f.overlay.size === 0 && f.regions.length === 0) return { f, generation, write: null };
-        this.frozenOverlay = f.overlay;
-        const write = this.guard(() => this.writeFrozen(f));
-        const settled: Promise<void> = write
-          .then(
-            () => undefined,
-            () => undefined,
-          )
-          .then(() => {
-            if (this.frozenWrite === settled) this.frozenWrite = null;
-          });
-        this.frozenWrite = settled;
-        return { f, generation, write };
+        return { f, generation, write: this.startFrozenWrite(f) };
       }),
     );
     if (taken.write !== null) await taken.write;
@@ -1577,11 +1565,29 @@ export class DiskReplicaStore implements ReplicaStore {
     this.checkUsable();
     this.checkpointGeneration++;
     const f = await this.freeze();
-    if (f.overlay.size > 0 || f.regions.length > 0) {
-      this.frozenOverlay = f.overlay;
-      await this.writeFrozen(f);
-    }
+    await this.startFrozenWrite(f);
     await this.finishCheckpoint(f.target, trim);
+  }
+
+  /**
+   * Starts writing what a checkpoint took (null if nothing): reads find its
+   * blocks in frozenOverlay until they are on disk, and frozenWrite settles
+   * when the write is over, whether it succeeded or not.
+   */
+  private startFrozenWrite(f: FrozenCheckpoint): Promise<void> | null {
+    if (f.overlay.size === 0 && f.regions.length === 0) return null;
+    this.frozenOverlay = f.overlay;
+    const write = this.guard(() => this.writeFrozen(f));
+    const settled: Promise<void> = write
+      .then(
+        () => undefined,
+        () => undefined,
+      )
+      .then(() => {
+        if (this.frozenWrite === settled) this.frozenWrite = null;
+      });
+    this.frozenWrite = settled;
+    return write;
   }
 
   private async settleFrozenWrite(): Promise<void> {
