@@ -1,11 +1,34 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { blockCrc32, crc32, crc32Package, crc32Zlib } from "../../src/storage/crc32.js";
+import { blockCrc32, crc32, crc32Native, crc32Package, crc32Zlib } from "../../src/storage/crc32.js";
 
 describe("CRC-32", () => {
-  it("has Node's zlib.crc32 on this Node, and uses it", () => {
+  it("has Node's zlib.crc32 and the native module on this machine, and uses the native one", () => {
     expect(crc32Zlib).not.toBeNull();
+    expect(crc32Native).not.toBeNull();
+    expect(crc32).toBe(crc32Native);
     expect(crc32(Buffer.from("123456789"))).toBe(0xcbf43926);
+  });
+
+  it("gives the same values from the native module as from zlib, at the lengths and offsets its SIMD folding takes apart, also when continued", () => {
+    const native = crc32Native;
+    const zlibCrc = crc32Zlib;
+    if (native === null || zlibCrc === null) throw new Error("a CRC-32 source is missing");
+    const big = Buffer.alloc(70_000);
+    for (let i = 0; i < big.length; i++) big[i] = (i * 131 + (i >> 7)) & 0xff;
+    for (const length of [0, 1, 3, 15, 16, 17, 63, 64, 65, 127, 128, 129, 255, 256, 4096, 4141, 65_536, 69_999]) {
+      for (const offset of [0, 1, 7, 8]) {
+        const part = big.subarray(offset, Math.min(big.length, offset + length));
+        expect(native(part)).toBe(zlibCrc(part));
+        expect(native(part, 0x12345678)).toBe(zlibCrc(part, 0x12345678));
+      }
+    }
+    fc.assert(
+      fc.property(fc.uint8Array({ maxLength: 5000 }), fc.uint8Array({ maxLength: 600 }), (a, b) => {
+        expect(native(b, native(a))).toBe(zlibCrc(b, zlibCrc(a)));
+        expect(native(Buffer.concat([a, b]))).toBe(zlibCrc(b, zlibCrc(a)));
+      }),
+    );
   });
 
   it("gives the same unsigned values from zlib and the crc-32 package, also when continued", () => {
@@ -20,6 +43,13 @@ describe("CRC-32", () => {
         expect(crc32Package(Buffer.concat([a, b]))).toBe(z);
       }),
     );
+  });
+
+  it("continues over empty data to the previous value, from every source", () => {
+    for (const f of [crc32Native, crc32Zlib, crc32Package]) {
+      expect(f?.(new Uint8Array(0), 0xd202ef8d)).toBe(0xd202ef8d);
+      expect(f?.(new Uint8Array(0))).toBe(0);
+    }
   });
 
   it("covers the block index: the same bytes at another block give another checksum", () => {
