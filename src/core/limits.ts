@@ -54,6 +54,12 @@ export const limits = {
   blockLsnRegionsMax: 4096,
   /** Bytes of log records written (and fdatasync'ed) as one group commit. */
   logGroupBytesMax: 8 * 1024 * 1024,
+  /**
+   * Log bytes past a replica's applied point whose records it keeps in
+   * memory as well (to apply them without reading them back); records
+   * appended further ahead are read back from the log when applied.
+   */
+  logUnappliedHeldBytesMax: 16 * 1024 * 1024,
 } as const;
 
 assert(limits.blockSize > 0 && (limits.blockSize & (limits.blockSize - 1)) === 0, "blockSize is a power of two");

@@ -110,6 +110,8 @@ export interface ReplicaStoreOptions {
   readonly logRetainedBytesMax?: number;
   /** A new log segment is started past this size. Default limits.logSegmentBytes. */
   readonly logSegmentBytes?: number;
+  /** Log bytes past the applied point also held in memory. Default limits.logUnappliedHeldBytesMax. */
+  readonly logUnappliedHeldBytesMax?: number;
   /** TEST HOOK: fails writes or syncs as a failing disk would. */
   readonly faults?: DiskFaultHooksForTests;
 }
@@ -442,6 +444,7 @@ export class DiskReplicaStore implements ReplicaStore {
     private readonly regionBlocks: number,
     private readonly logRetainedBytesMax: number,
     private readonly logSegmentBytes: number,
+    private readonly logUnappliedHeldBytesMax: number,
     private readonly onClose: () => Promise<void>,
   ) {
     const config = persisted.superblock.config;
@@ -512,14 +515,15 @@ export class DiskReplicaStore implements ReplicaStore {
     }
     const logSegmentBytes = opts.logSegmentBytes ?? limits.logSegmentBytes;
     const logRetainedBytesMax = opts.logRetainedBytesMax ?? limits.logRetainedBytesMax;
-    assert(logSegmentBytes >= 1 && logRetainedBytesMax >= 0, "log sizes are positive");
+    const logUnappliedHeldBytesMax = opts.logUnappliedHeldBytesMax ?? limits.logUnappliedHeldBytesMax;
+    assert(logSegmentBytes >= 1 && logRetainedBytesMax >= 0 && logUnappliedHeldBytesMax >= 0, "log sizes are positive");
     const open = async (name: string): Promise<DiskFile> => {
       const file = await disk.open(name, true);
       assert(file !== null, `created ${name}`);
       return file;
     };
     const files: StoreFiles = { blocks: await open(BLOCKS_FILE), blockMeta: await open(BLOCK_META_FILE), regions: await open(REGIONS_FILE) };
-    const store = new DiskReplicaStore(disk, files, persisted, persisted.regionBlocks, logRetainedBytesMax, logSegmentBytes, onClose);
+    const store = new DiskReplicaStore(disk, files, persisted, persisted.regionBlocks, logRetainedBytesMax, logSegmentBytes, logUnappliedHeldBytesMax, onClose);
     try {
       await store.recover();
     } catch (err) {
@@ -938,23 +942,43 @@ export class DiskReplicaStore implements ReplicaStore {
     let offset = at;
     let lsn = this.retainedBase.lsn + 1 + this.entries.length;
     let epoch = this.durableHead.epoch;
+    // Records this far past the applied point are not held: they are read back when applied.
+    const heldUntil = at + this.logUnappliedHeldBytesMax - this.unappliedLogBytesBefore(segment, at);
     for (let i = 0; i < group.buffers.length; i++) {
       const buffer = group.buffers[i] as Buffer;
       const end = group.ends[i] as number;
+      let released = 0;
       for (let f = group.starts[i] as number; f < end; lsn++) {
         const frameBytes = frameBytesAt(buffer, f);
         epoch = asEpoch(frameEpoch(buffer, f));
         assert(frameLsn(buffer, f) === lsn, "log entries are contiguous");
-        this.entries.push(epoch, lsn, segment, offset, frameBytes, buffer, f);
+        const hold = offset + frameBytes <= heldUntil;
+        this.entries.push(epoch, lsn, segment, offset, frameBytes, hold ? buffer : null, hold ? f : 0);
+        if (!hold) released++;
         offset += frameBytes;
         f += frameBytes;
       }
+      if (released > 0) this.frameArena.release(buffer, released);
     }
     assert(offset - at === group.bytes, "a group's frames fill its bytes");
     this.logRecordsAppended += group.records;
     segment.bytes = offset;
     segment.lastLsn = lsn - 1;
     this.durableHead = { epoch, lsn: asLsn(lsn - 1) };
+  }
+
+  /** Bytes of the log from the first record not applied to `offset` of `segment` (a durable point of the log). */
+  private unappliedLogBytesBefore(segment: Segment, offset: number): number {
+    const first = this.entries.get(this.applied.lsn - this.retainedBase.lsn);
+    if (first === undefined) return 0;
+    if (first.segment === segment) return offset - first.offset;
+    let bytes = offset;
+    for (let i = this.segments.indexOf(first.segment); i >= 0 && i < this.segments.length; i++) {
+      const s = this.segments[i] as Segment;
+      if (s === segment) return bytes;
+      bytes += s === first.segment ? s.bytes - first.offset : s.bytes;
+    }
+    return bytes;
   }
 
   private segmentName(firstLsn: number): string {
@@ -1215,9 +1239,46 @@ export class DiskReplicaStore implements ReplicaStore {
         if (lsn > this.durableHead.lsn) await this.runOnLog(() => Promise.resolve());
         this.checkUsable();
         assert(lsn <= this.durableHead.lsn, `records through ${lsn} are durable once the appends before them are`);
+        await this.guardRead(() => this.holdThrough(lsn));
         this.applyRecordsThrough(lsn);
       });
     await (tailAtCall === null ? this.runBarrier(section) : this.callOrder.run(section));
+  }
+
+  /**
+   * Reads back, verified, the records after the applied point through `lsn`
+   * that were appended too far ahead of it to be held, and holds them.
+   */
+  private async holdThrough(lsn: number): Promise<void> {
+    const base = this.retainedBase.lsn;
+    let l = this.applied.lsn + 1;
+    while (l <= lsn) {
+      const e = this.entries.get(l - base - 1);
+      assert(e !== undefined && e.lsn === l, `lsn ${l} is retained`);
+      if (e.held !== null) {
+        l++;
+        continue;
+      }
+      // A run of records not held, in one segment, read with one call (bounded by a group's size).
+      let last = e;
+      for (;;) {
+        const next = this.entries.get(last.lsn + 1 - base - 1);
+        if (next === undefined || next.lsn > lsn || next.held !== null || next.segment !== e.segment) break;
+        if (next.offset + next.frameBytes - e.offset > limits.logGroupBytesMax) break;
+        last = next;
+      }
+      const bytes = Buffer.allocUnsafe(last.offset + last.frameBytes - e.offset);
+      const n = await readFully(e.segment.file, bytes, e.offset);
+      let offset = 0;
+      for (; l <= last.lsn; l++) {
+        const d = decodeFrame(bytes.subarray(0, n), offset, this.blockSize);
+        if (!d.ok || d.record.lsn !== l) {
+          throw new VolumeError("CORRUPT", `Log record ${l} of volume ${this.volumeName} failed its checksum: ${d.ok ? `found lsn ${d.record.lsn}` : d.detail}`);
+        }
+        this.entries.setHeld(l - base - 1, bytes, offset);
+        offset += d.frameBytes;
+      }
+    }
   }
 
   private applyRecordsThrough(lsn: number): void {
