@@ -25,10 +25,11 @@
  *   no frame header, no CRC-32, no validation or lsn checks, no per-record
  *   bookkeeping, one file where the store starts a new log segment every
  *   16 MiB (a file create and a directory sync, done ahead of need), and it
- *   keeps nothing after the write (the store holds every record in memory
- *   until a checkpoint, which this benchmark never runs: its memory grows
- *   by 250 MB/s at 32 writers, each new page a page fault, and V8 collects
- *   garbage every few tens of MB of it).
+ *   keeps nothing after the write. The store holds the records of the first
+ *   16 MiB of log past its applied point in memory (limits.
+ *   logUnappliedHeldBytesMax; this benchmark never applies): past that it
+ *   holds none, and its frame arena uses its slabs again, as the baseline's
+ *   slabs are freed and allocated again.
  *   The store is free to make an append durable its own way as long as it is
  *   as durable (it writes its log O_DSYNC: one thread-pool hop a group where
  *   the baseline takes two, and small groups of a lone writer on the event
