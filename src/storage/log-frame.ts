@@ -292,15 +292,15 @@ function viewOf(bytes: Buffer): DataView {
 
 /** Length of the frame at `at` of a frame this process encoded or verified. */
 export function frameBytesAt(bytes: Buffer, at: number): number {
-  return bytes.readUInt32LE(at);
+  return viewOf(bytes).getUint32(at, true);
 }
 
 export function frameEpoch(bytes: Buffer, at: number): number {
-  return bytes.readDoubleLE(at + 8);
+  return viewOf(bytes).getFloat64(at + 8, true);
 }
 
 export function frameLsn(bytes: Buffer, at: number): number {
-  return bytes.readDoubleLE(at + 16);
+  return viewOf(bytes).getFloat64(at + 16, true);
 }
 
 /**
