@@ -10,8 +10,12 @@ import { blockBytes } from "./fixtures.js";
 export const CRASH_VOLUME = "crash";
 export const CRASH_BLOCK_COUNT = 256;
 export const crashConfig: VolumeConfig = { name: CRASH_VOLUME, blockSize: 4096, blockCount: CRASH_BLOCK_COUNT, replicas: [asNodeId("n1")], configVersion: 1 };
-/** Small segments and tail, so crashes land in rolls, trims and checkpoints too. */
-export const crashStoreOptions: Omit<ReplicaStoreOptions, "create"> = { regionBlocks: 16, logSegmentBytes: 256 * 1024, logRetainedBytesMax: 512 * 1024 };
+/**
+ * Small segments and tail, so crashes land in rolls, trims and checkpoints
+ * too; and few records held past the applied point, so applies read most
+ * records back from the log, and frame slabs are used again.
+ */
+export const crashStoreOptions: Omit<ReplicaStoreOptions, "create"> = { regionBlocks: 16, logSegmentBytes: 256 * 1024, logRetainedBytesMax: 512 * 1024, logUnappliedHeldBytesMax: 32 * 1024 };
 
 function hash(n: number): number {
   let x = Math.imul(n ^ 0x9e3779b9, 0x85ebca6b);
