@@ -94,8 +94,13 @@ export function frameBytesOf(record: LogRecord): number {
  */
 export class FrameArena {
   private slab: Buffer = Buffer.alloc(0);
-  /** Slabs carved from whose frames are not all released yet, and not escaped. */
-  private readonly states = new Map<Buffer, SlabState>();
+  /**
+   * What the arena counted of the slabs it carved from and has not used
+   * again. Weak: a slab with a frame never released (held by the log,
+   * refused, framed again by a resync reset) lives only as long as
+   * something else refers to it.
+   */
+  private readonly states = new WeakMap<Buffer, SlabState>();
   /** Slabs whose frames were all released: used again before any new one. */
   private readonly free: Buffer[] = [];
   private used = 0;

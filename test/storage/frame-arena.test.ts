@@ -1,5 +1,10 @@
+import { execFileSync } from "node:child_process";
+import * as path from "node:path";
+import { fileURLToPath } from "node:url";
 import { describe, expect, it } from "vitest";
 import { FrameArena } from "../../src/storage/log-frame.js";
+
+const CHILD = path.join(path.dirname(fileURLToPath(import.meta.url)), "frame-arena-gc-child.ts");
 
 describe("FrameArena", () => {
   const SLAB = 64 * 1024;
@@ -47,5 +52,10 @@ describe("FrameArena", () => {
     expect(big.length).toBe(QUARTER + 1);
     arena.release(big, 1);
     expect(arena.freeSlabs).toBe(0);
+  });
+
+  it("keeps no slab alive whose frames were never released: the garbage collector takes them", () => {
+    const out = execFileSync(process.execPath, ["--expose-gc", "--import", "tsx", CHILD], { encoding: "utf8", timeout: 30_000 });
+    expect(out.trim()).toBe("collected 63");
   });
 });
