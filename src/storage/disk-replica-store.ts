@@ -435,6 +435,7 @@ export class DiskReplicaStore implements ReplicaStore {
 
   private logSyncs = 0;
   private logRecordsAppended = 0;
+  private logRecordsReadBack = 0;
   private blocksRead = 0;
   private checksumMismatches = 0;
 
@@ -1249,6 +1250,7 @@ export class DiskReplicaStore implements ReplicaStore {
         this.checkUsable();
         assert(lsn <= this.durableHead.lsn, `records through ${lsn} are durable once the appends before them are`);
         await this.guardRead(() => this.holdThrough(lsn));
+        this.checkUsable();
         this.applyRecordsThrough(lsn);
       });
     await (tailAtCall === null ? this.runBarrier(section) : this.callOrder.run(section));
@@ -1281,11 +1283,15 @@ export class DiskReplicaStore implements ReplicaStore {
       let offset = 0;
       for (; l <= last.lsn; l++) {
         const d = decodeFrame(bytes.subarray(0, n), offset, this.blockSize);
-        if (!d.ok || d.record.lsn !== l) {
-          throw new VolumeError("CORRUPT", `Log record ${l} of volume ${this.volumeName} failed its checksum: ${d.ok ? `found lsn ${d.record.lsn}` : d.detail}`);
-        }
+        const entry = this.entries.get(l - base - 1);
+        const problem =
+          !d.ok ? d.detail
+          : d.record.lsn !== l || d.record.epoch !== entry?.epoch || d.frameBytes !== entry.frameBytes ? `found ${formatVersion(recordVersion(d.record))} of ${d.frameBytes} bytes`
+          : null;
+        if (problem !== null) throw new VolumeError("CORRUPT", `Log record ${l} of volume ${this.volumeName} failed its checksum: ${problem}`);
         this.entries.setHeld(l - base - 1, bytes, offset);
-        offset += d.frameBytes;
+        this.logRecordsReadBack++;
+        offset += d.ok ? d.frameBytes : 0;
       }
     }
   }
@@ -1870,7 +1876,13 @@ export class DiskReplicaStore implements ReplicaStore {
   }
 
   stats(): ReplicaStoreStats {
-    return { logSyncs: this.logSyncs, logRecordsAppended: this.logRecordsAppended, blocksRead: this.blocksRead, checksumMismatches: this.checksumMismatches };
+    return {
+      logSyncs: this.logSyncs,
+      logRecordsAppended: this.logRecordsAppended,
+      logRecordsReadBack: this.logRecordsReadBack,
+      blocksRead: this.blocksRead,
+      checksumMismatches: this.checksumMismatches,
+    };
   }
 
   private checkUsable(): void {

@@ -48,6 +48,8 @@ export interface ReplicaStoreStats {
   /** fdatasync calls made for the log (group commit shares one between many appends). */
   readonly logSyncs: number;
   readonly logRecordsAppended: number;
+  /** Records read back from the log to be applied, appended too far past the applied point to be held in memory. */
+  readonly logRecordsReadBack: number;
   readonly blocksRead: number;
   readonly checksumMismatches: number;
 }

@@ -3,17 +3,18 @@ import { describe, expect, it } from "vitest";
 import { blockCrc32, crc32, crc32Native, crc32Package, crc32Zlib } from "../../src/storage/crc32.js";
 
 describe("CRC-32", () => {
-  it("has Node's zlib.crc32 and the native module on this machine, and uses the native one", () => {
+  it("uses the native module where it loads (it does on Linux x64), else Node's zlib.crc32", () => {
     expect(crc32Zlib).not.toBeNull();
-    expect(crc32Native).not.toBeNull();
-    expect(crc32).toBe(crc32Native);
+    if (process.platform === "linux" && process.arch === "x64") expect(crc32Native).not.toBeNull();
+    expect(crc32).toBe(crc32Native ?? crc32Zlib);
     expect(crc32(Buffer.from("123456789"))).toBe(0xcbf43926);
   });
 
   it("gives the same values from the native module as from zlib, at the lengths and offsets its SIMD folding takes apart, also when continued", () => {
     const native = crc32Native;
     const zlibCrc = crc32Zlib;
-    if (native === null || zlibCrc === null) throw new Error("a CRC-32 source is missing");
+    if (zlibCrc === null) throw new Error("zlib.crc32 is missing");
+    if (native === null) return; // (Checked on Linux x64 by the test above.)
     const big = Buffer.alloc(70_000);
     for (let i = 0; i < big.length; i++) big[i] = (i * 131 + (i >> 7)) & 0xff;
     for (const length of [0, 1, 3, 15, 16, 17, 63, 64, 65, 127, 128, 129, 255, 256, 4096, 4141, 65_536, 69_999]) {
@@ -47,8 +48,9 @@ describe("CRC-32", () => {
 
   it("continues over empty data to the previous value, from every source", () => {
     for (const f of [crc32Native, crc32Zlib, crc32Package]) {
-      expect(f?.(new Uint8Array(0), 0xd202ef8d)).toBe(0xd202ef8d);
-      expect(f?.(new Uint8Array(0))).toBe(0);
+      if (f === null) continue;
+      expect(f(new Uint8Array(0), 0xd202ef8d)).toBe(0xd202ef8d);
+      expect(f(new Uint8Array(0))).toBe(0);
     }
   });
 

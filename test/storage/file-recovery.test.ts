@@ -128,6 +128,26 @@ describe("log recovery on real files", () => {
   });
 });
 
+describe("records read back from the log on real files", () => {
+  it("refuses to apply a record not held in memory whose bytes in the log were damaged since: CORRUPT, never its bytes", async () => {
+    const store = await openFileReplicaStore(dir, "vol1", { create: volumeConfig(), regionBlocks: 4, logUnappliedHeldBytesMax: 0 });
+    stores.push(store);
+    await store.appendLog([1, 2, 3].map((l) => writeRecord(1, l, l)));
+    expect(await segments()).toHaveLength(1);
+    // A bit of record 2's data flips on disk: the frames are 4 KiB and some, so byte 6000 is in record 2.
+    await patchFile((await segments())[0] ?? "", 6000, (b) => {
+      b[0] = (b[0] ?? 0) ^ 0x10;
+    });
+    await store.applyThrough(asLsn(1));
+    const err = await rejection(store.applyThrough(asLsn(3)));
+    expect(err.code).toBe("CORRUPT");
+    expect(err.message).toMatch(/Log record 2 of volume vol1 failed its checksum/);
+    // Nothing of record 2 (or after it) reached the blocks.
+    expect(store.appliedVersion().lsn).toBe(1);
+    expect(Buffer.from(await store.readBlocks(2, 1))).toEqual(Buffer.alloc(BLOCK_SIZE));
+  });
+});
+
 describe("block checksums on real files", () => {
   async function storeWithBlocks(): Promise<void> {
     const store = await open(true);

@@ -85,20 +85,28 @@ export function runReplicaStoreContract(name: string, factory: StoreFactory): vo
     });
 
     it("holds only the records near its applied point: those appended further ahead are read back when applied or read", async () => {
-      // Records of 4 blocks (16 KiB frames): 200 of them fill slabs of the frame arena three times.
-      const { store } = await open({ logUnappliedHeldBytesMax: 100 * 1024 }, 64);
+      // Records of 4 blocks (16 KiB frames) in segments of 64 KiB: 200 of them fill slabs of the frame arena three times.
+      const { store } = await open({ logUnappliedHeldBytesMax: 100 * 1024, logSegmentBytes: 64 * 1024 }, 64);
       const records = Array.from({ length: 200 }, (_, i) => writeRecord(1, i + 1, (i * 4) % 64, 4));
       // Groups of appends in flight together, then one at a time.
       for (let i = 0; i < 120; i += 8) await Promise.all(records.slice(i, i + 8).map((r) => store.appendLog([r])));
       for (const r of records.slice(120, 160)) await store.appendLog([r]);
       await store.applyThrough(asLsn(150));
-      for (const r of records.slice(160)) await store.appendLog([r]);
+      // About 100 KiB past the applied point are held (6 records), the rest of the 150 were read back.
+      expect(store.stats().logRecordsReadBack).toBeGreaterThanOrEqual(140);
+      expect(store.stats().logRecordsReadBack).toBeLessThanOrEqual(145);
+      // A truncation into records never held, and records of a new epoch after it.
+      await store.truncateLogAfter(asLsn(155));
+      const kept = records.slice(0, 155);
+      const after = Array.from({ length: 45 }, (_, i) => writeRecord(2, 156 + i, (i * 4 + 2) % 60, 4));
+      for (const r of after) await store.appendLog([r]);
+      const all = [...kept, ...after];
       // (Compared as hex: a deep equality of megabytes, byte by byte, takes seconds.)
       const described = (rs: readonly LogRecord[] | null | undefined): string[] => (rs ?? []).map((r) => `${r.epoch}:${r.lsn} ${r.kind} ${r.block}+${r.blockCount} ${Buffer.from(r.data ?? []).toString("hex")}`);
-      expect(described(await store.readLog(asLsn(1), asLsn(200)))).toEqual(described(records));
+      expect(described(await store.readLog(asLsn(1), asLsn(200)))).toEqual(described(all));
       const expected = (through: number): string => {
         const want = zeros(64);
-        for (const r of records.slice(0, through)) (r.data as Buffer).copy(want, r.block * BLOCK_SIZE);
+        for (const r of all.slice(0, through)) (r.data as Buffer).copy(want, r.block * BLOCK_SIZE);
         return want.toString("hex");
       };
       expect(Buffer.from(await store.readBlocks(0, 64)).toString("hex")).toBe(expected(150));
@@ -109,6 +117,16 @@ export function runReplicaStoreContract(name: string, factory: StoreFactory): vo
       const again = await sut?.reopen();
       expect(Buffer.from((await again?.readBlocks(0, 64)) ?? []).toString("hex")).toBe(expected(200));
       expect(again?.stats().checksumMismatches).toBe(0);
+    });
+
+    it("holds every record when its applied point keeps up: none is read back", async () => {
+      const { store } = await open({ logUnappliedHeldBytesMax: 100 * 1024, logSegmentBytes: 64 * 1024 }, 64);
+      for (let lsn = 1; lsn <= 60; lsn++) {
+        await store.appendLog([writeRecord(1, lsn, (lsn * 4) % 64, 4)]);
+        if (lsn % 4 === 0) await store.applyThrough(asLsn(lsn));
+      }
+      await store.applyThrough(asLsn(60));
+      expect(store.stats().logRecordsReadBack).toBe(0);
     });
 
     it("refuses a record that does not follow the head, a bad range or bad data, and changes nothing", async () => {
