@@ -1198,30 +1198,41 @@ export class DiskReplicaStore implements ReplicaStore {
         lsn++;
         continue;
       }
-      // A run of records in the same segment, read with one call (bounded by a group's size).
-      let last = e;
-      for (;;) {
-        const next = this.entries.get(last.lsn + 1 - this.retainedBase.lsn - 1);
-        if (next === undefined || next.lsn > toLsn || next.held !== null || next.segment !== e.segment) break;
-        if (next.offset + next.frameBytes - e.offset > limits.logGroupBytesMax) break;
-        last = next;
-      }
-      const bytes = Buffer.alloc(last.offset + last.frameBytes - e.offset);
-      const n = await readFully(e.segment.file, bytes, e.offset);
-      let offset = 0;
-      for (; lsn <= last.lsn; lsn++) {
-        const d = decodeFrame(bytes.subarray(0, n), offset, this.blockSize);
-        if (!d.ok || d.record.lsn !== lsn) {
-          throw new VolumeError(
-            "CORRUPT",
-            `Log record ${lsn} of volume ${this.volumeName} failed its checksum: ${d.ok ? `found lsn ${d.record.lsn}` : d.detail}`,
-          );
-        }
-        out.push(d.record);
-        offset += d.frameBytes;
-      }
+      lsn = (await this.readBack(e, toLsn, (record) => out.push(record))) + 1;
     }
     return out;
+  }
+
+  /**
+   * Reads back from `first`'s segment, with one call, the run of records not
+   * held from `first` on (through toLsn, in that segment, at most a group's
+   * bytes), each verified by its checksum and against its entry; calls
+   * `each` with each record and its frame's place in the bytes read.
+   * Returns the lsn of the last one.
+   */
+  private async readBack(first: LogEntry, toLsn: number, each: (record: LogRecord, bytes: Buffer, offset: number) => void): Promise<number> {
+    const base = this.retainedBase.lsn;
+    let last = first;
+    for (;;) {
+      const next = this.entries.get(last.lsn + 1 - base - 1);
+      if (next === undefined || next.lsn > toLsn || next.held !== null || next.segment !== first.segment) break;
+      if (next.offset + next.frameBytes - first.offset > limits.logGroupBytesMax) break;
+      last = next;
+    }
+    const bytes = Buffer.allocUnsafe(last.offset + last.frameBytes - first.offset);
+    const n = await readFully(first.segment.file, bytes, first.offset);
+    let offset = 0;
+    for (let lsn = first.lsn; lsn <= last.lsn; lsn++) {
+      const d = decodeFrame(bytes.subarray(0, n), offset, this.blockSize);
+      const e = this.entries.get(lsn - base - 1);
+      if (!d.ok || d.record.lsn !== lsn || d.record.epoch !== e?.epoch || d.frameBytes !== e.frameBytes) {
+        const found = d.ok ? `found ${formatVersion(recordVersion(d.record))} of ${d.frameBytes} bytes` : d.detail;
+        throw new VolumeError("CORRUPT", `Log record ${lsn} of volume ${this.volumeName} failed its checksum: ${found}`);
+      }
+      each(d.record, bytes, offset);
+      offset += d.frameBytes;
+    }
+    return last.lsn;
   }
 
   // --------------------------------------------------------------- applying
@@ -1270,29 +1281,11 @@ export class DiskReplicaStore implements ReplicaStore {
         l++;
         continue;
       }
-      // A run of records not held, in one segment, read with one call (bounded by a group's size).
-      let last = e;
-      for (;;) {
-        const next = this.entries.get(last.lsn + 1 - base - 1);
-        if (next === undefined || next.lsn > lsn || next.held !== null || next.segment !== e.segment) break;
-        if (next.offset + next.frameBytes - e.offset > limits.logGroupBytesMax) break;
-        last = next;
-      }
-      const bytes = Buffer.allocUnsafe(last.offset + last.frameBytes - e.offset);
-      const n = await readFully(e.segment.file, bytes, e.offset);
-      let offset = 0;
-      for (; l <= last.lsn; l++) {
-        const d = decodeFrame(bytes.subarray(0, n), offset, this.blockSize);
-        const entry = this.entries.get(l - base - 1);
-        const problem =
-          !d.ok ? d.detail
-          : d.record.lsn !== l || d.record.epoch !== entry?.epoch || d.frameBytes !== entry.frameBytes ? `found ${formatVersion(recordVersion(d.record))} of ${d.frameBytes} bytes`
-          : null;
-        if (problem !== null) throw new VolumeError("CORRUPT", `Log record ${l} of volume ${this.volumeName} failed its checksum: ${problem}`);
-        this.entries.setHeld(l - base - 1, bytes, offset);
-        this.logRecordsReadBack++;
-        offset += d.ok ? d.frameBytes : 0;
-      }
+      l =
+        (await this.readBack(e, lsn, (record, bytes, offset) => {
+          this.entries.setHeld(record.lsn - base - 1, bytes, offset);
+          this.logRecordsReadBack++;
+        })) + 1;
     }
   }
 
