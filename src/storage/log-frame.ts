@@ -132,10 +132,7 @@ export class FrameArena {
         this.spare = null;
         this.spareTouched = 0;
       } else {
-        const reused = this.free.pop();
-        this.slab = reused ?? Buffer.allocUnsafeSlow(this.slabBytes);
-        // Memory used before is mapped: nothing to touch.
-        this.touched = reused === undefined ? 0 : this.slabBytes;
+        [this.slab, this.touched] = this.newSlab();
       }
       this.used = 0;
       this.states.set(this.slab, { frames: 0, released: 0 });
@@ -169,6 +166,12 @@ export class FrameArena {
     return this.free.length;
   }
 
+  /** A slab released before if there is one (its memory is mapped: touched throughout), else a new one (touched nowhere). */
+  private newSlab(): [slab: Buffer, touched: number] {
+    const reused = this.free.pop();
+    return reused === undefined ? [Buffer.allocUnsafeSlow(this.slabBytes), 0] : [reused, this.slabBytes];
+  }
+
   private recycleIfDone(buffer: Buffer): void {
     const state = this.states.get(buffer);
     if (state === undefined || state.released < state.frames) return;
@@ -190,11 +193,7 @@ export class FrameArena {
     this.touched = touchPages(this.slab, Math.max(this.touched, this.used), Math.min(want, this.slab.length));
     const rest = want - this.slab.length;
     if (rest > 0) {
-      if (this.spare === null) {
-        const reused = this.free.pop();
-        this.spare = reused ?? Buffer.allocUnsafeSlow(this.slabBytes);
-        this.spareTouched = reused === undefined ? 0 : this.slabBytes;
-      }
+      if (this.spare === null) [this.spare, this.spareTouched] = this.newSlab();
       this.spareTouched = touchPages(this.spare, this.spareTouched, Math.min(rest, this.spare.length));
     }
   }
@@ -353,7 +352,7 @@ export function decodeFrame(bytes: Uint8Array, offset: number, blockSize: number
   }
   if (available < frameBytes) return { ok: false, reason: "torn", detail: `${available} bytes left, the frame needs ${frameBytes}` };
   const crc = buf.readUInt32LE(offset + 4);
-  const actual = crc32(buf.subarray(offset + 8, offset + frameBytes));
+  const actual = crc32(new Uint8Array(buf.buffer, buf.byteOffset + offset + 8, frameBytes - 8));
   if (crc !== actual) return { ok: false, reason: "corrupt", detail: `checksum ${hex(actual)} does not match ${hex(crc)}` };
   const epoch = buf.readDoubleLE(offset + 8);
   const lsn = buf.readDoubleLE(offset + 16);
