@@ -14,6 +14,7 @@
  */
 import CRC32 from "crc-32";
 import { createRequire } from "node:module";
+import { endianness } from "node:os";
 import * as zlib from "node:zlib";
 
 export type Crc32 = (data: Uint8Array, previous?: number) => number;
@@ -45,6 +46,8 @@ export const crc32: Crc32 = crc32Native ?? crc32Zlib ?? crc32Package;
 
 const blockIndexBytes = Buffer.alloc(4);
 
+const LITTLE_ENDIAN = endianness() === "LE";
+
 /**
  * The checksum of one block: it covers the block's index as well as its bytes,
  * so a block written to (or read from) the wrong place fails the check.
@@ -52,4 +55,16 @@ const blockIndexBytes = Buffer.alloc(4);
 export function blockCrc32(block: number, bytes: Uint8Array): number {
   blockIndexBytes.writeUInt32LE(block, 0);
   return crc32(bytes, crc32(blockIndexBytes));
+}
+
+/**
+ * The digest of a region's content: the CRC-32 of its blocks' checksums in
+ * block order, each as 4 little-endian bytes (0 for a block that reads as
+ * zeros). Replicas holding the same bytes give the same digest.
+ */
+export function regionDigest(checksums: Uint32Array): number {
+  if (LITTLE_ENDIAN) return crc32(new Uint8Array(checksums.buffer, checksums.byteOffset, checksums.byteLength));
+  const bytes = Buffer.allocUnsafe(checksums.length * 4);
+  for (let i = 0; i < checksums.length; i++) bytes.writeUInt32LE(checksums[i] as number, i * 4);
+  return crc32(bytes);
 }

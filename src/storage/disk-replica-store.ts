@@ -82,7 +82,7 @@ import {
   type Version,
   type VolumeConfig,
 } from "../core/types.js";
-import { blockCrc32 } from "./crc32.js";
+import { blockCrc32, regionDigest } from "./crc32.js";
 import {
   CLIENT_ID_BYTES_MAX,
   FrameArena,
@@ -1354,7 +1354,9 @@ export class DiskReplicaStore implements ReplicaStore {
           if (r.kind === "write") {
             assert(r.data !== null);
             const at = (b - r.block) * this.blockSize;
-            this.overlay.set(b, r.data.subarray(at, at + this.blockSize));
+            const bytes = r.data.subarray(at, at + this.blockSize);
+            // A block of zeros is kept as one never written (as installRegion does): its checksum is 0 either way.
+            this.overlay.set(b, Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).equals(this.zeroBlock) ? null : bytes);
           } else {
             this.overlay.set(b, null);
           }
@@ -1540,6 +1542,35 @@ export class DiskReplicaStore implements ReplicaStore {
         }
         const at = i * BLOCK_META_BYTES;
         out[i] = meta.readUInt32LE(at + 4) === 0 ? 0 : meta.readUInt32LE(at);
+      }
+      return out;
+    });
+  }
+
+  async regionDigests(first: number, count: number): Promise<number[]> {
+    this.checkUsable();
+    if (!Number.isInteger(count) || count < 1) throw new VolumeError("INVALID_ARGUMENT", `Cannot digest ${count} regions of volume ${this.volumeName}`);
+    const start = this.regionSpan(first).first;
+    const last = this.regionSpan(first + count - 1);
+    const end = last.first + last.blocks;
+    return this.callOrder.run(async () => {
+      this.checkUsable();
+      const sums = new Uint32Array(end - start);
+      for (let g = first; g < first + count; g++) {
+        const meta = this.metaCache.get(g) ?? (await this.loadBlockMeta(g));
+        const base = g * this.regionBlocks - start;
+        const view = new DataView(meta.buffer, meta.byteOffset, meta.byteLength);
+        for (let i = 0, at = 0; at < meta.length; i++, at += BLOCK_META_BYTES) sums[base + i] = view.getUint32(at + 4, true) === 0 ? 0 : view.getUint32(at, true);
+      }
+      // Blocks a checkpoint is writing, then those applied or installed since (they win, as in pendingBlock).
+      for (const overlay of [this.frozenOverlay, this.overlay]) {
+        if (overlay === null) continue;
+        for (const [b, bytes] of overlay) if (b >= start && b < end) sums[b - start] = bytes === null ? 0 : blockCrc32(b, bytes);
+      }
+      const out: number[] = [];
+      for (let g = first; g < first + count; g++) {
+        const from = g * this.regionBlocks - start;
+        out.push(regionDigest(sums.subarray(from, Math.min(from + this.regionBlocks, sums.length))));
       }
       return out;
     });

@@ -165,6 +165,13 @@ export interface ReplicaStore {
   blockChecksums(region: number): Promise<Uint32Array>;
 
   /**
+   * The content digests of regions first .. first + count - 1 (regionDigest
+   * of each one's blockChecksums), in one turn of call order: all as of the
+   * same applied point.
+   */
+  regionDigests(first: number, count: number): Promise<number[]>;
+
+  /**
    * Installs a region copied from a peer during region resync, then re-applies
    * every applied record after `copiedAt` that touches the region, so that a
    * newer record already written here is never overwritten by older bytes.

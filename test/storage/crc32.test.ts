@@ -1,6 +1,6 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { blockCrc32, crc32, crc32Native, crc32Package, crc32Zlib } from "../../src/storage/crc32.js";
+import { blockCrc32, crc32, crc32Native, crc32Package, crc32Zlib, regionDigest } from "../../src/storage/crc32.js";
 
 describe("CRC-32", () => {
   it("uses the native module where it loads (it does on Linux x64), else Node's zlib.crc32", () => {
@@ -58,5 +58,15 @@ describe("CRC-32", () => {
     const bytes = Buffer.alloc(4096, 7);
     expect(blockCrc32(1, bytes)).not.toBe(blockCrc32(2, bytes));
     expect(blockCrc32(1, bytes)).toBe(blockCrc32(1, Buffer.from(bytes)));
+  });
+
+  it("digests a region as the CRC-32 of its block checksums, each 4 little-endian bytes, also from a view into a larger array", () => {
+    const all = Uint32Array.from([0xdeadbeef, 0, 1, 0x80000000, 42]);
+    const view = all.subarray(1, 4);
+    const le = Buffer.alloc(12);
+    view.forEach((x, i) => le.writeUInt32LE(x, i * 4));
+    expect(regionDigest(view)).toBe(crc32Package(le));
+    expect(regionDigest(Uint32Array.from([0, 1, 0x80000000]))).toBe(regionDigest(view));
+    expect(regionDigest(Uint32Array.from([1, 0, 0x80000000]))).not.toBe(regionDigest(view));
   });
 });

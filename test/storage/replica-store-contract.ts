@@ -5,7 +5,7 @@
 import { afterEach, describe, expect, it } from "vitest";
 import { VolumeError } from "../../src/core/errors.js";
 import { REGION_DIRTY, VERSION_ZERO, asClientId, asEpoch, asLsn, type LogRecord, type Version } from "../../src/core/types.js";
-import { blockCrc32 } from "../../src/storage/crc32.js";
+import { blockCrc32, regionDigest } from "../../src/storage/crc32.js";
 import { diskError } from "../../src/storage/volume-disk.js";
 import { BLOCK_SIZE, blockBytes, rangeRecord, volumeConfig, writeRecord, type StoreFactory, type StoreUnderTest } from "./fixtures.js";
 
@@ -200,6 +200,47 @@ export function runReplicaStoreContract(name: string, factory: StoreFactory): vo
       expect(want.filter((c) => c !== 0)).toHaveLength(3);
       await store.checkpoint();
       expect(await first16()).toEqual(want);
+    });
+
+    it("gives a block of zeros checksum 0 however it became zeros (a write of zeros, zeroes, an install), before and after a checkpoint", async () => {
+      const { store } = await open();
+      // Block 9 of a three-block write is zeros; block 13 is written with zeros whole; 14 written, then zeroed.
+      const three = { ...writeRecord(1, 1, 8, 3), data: Buffer.concat([blockBytes(1, 8), zeros(1), blockBytes(1, 10)]) };
+      await store.appendLog([three, { ...writeRecord(1, 2, 13), data: zeros(1) }, writeRecord(1, 3, 14), rangeRecord("zeroes", 1, 4, 14, 1)]);
+      await store.applyThrough(asLsn(4));
+      // And region 1 (blocks 4-7) installed from a copy whose block 5 is zeros.
+      await store.installRegion(1, Buffer.concat([blockBytes(9, 4), zeros(1), blockBytes(9, 6), blockBytes(9, 7)]), v(1, 4), asLsn(4));
+      const sums = async (): Promise<number[]> => [...(await store.blockChecksums(1)), ...(await store.blockChecksums(2)), ...(await store.blockChecksums(3))];
+      const want = [blockCrc32(4, blockBytes(9, 4)), 0, blockCrc32(6, blockBytes(9, 6)), blockCrc32(7, blockBytes(9, 7)), blockCrc32(8, blockBytes(1, 8)), 0, blockCrc32(10, blockBytes(1, 10)), 0, 0, 0, 0, 0];
+      expect(await sums()).toEqual(want);
+      await store.checkpoint();
+      expect(await sums()).toEqual(want);
+      expect(Buffer.from(await store.readBlocks(8, 8))).toEqual(Buffer.concat([blockBytes(1, 8), zeros(1), blockBytes(1, 10), zeros(5)]));
+    });
+
+    it("digests regions as regionDigest of their block checksums, all at one applied point, through a checkpoint", async () => {
+      const { store } = await open();
+      const each = async (): Promise<number[]> => {
+        const out: number[] = [];
+        for (let g = 0; g < 16; g++) out.push(regionDigest(await store.blockChecksums(g)));
+        return out;
+      };
+      await store.appendLog([writeRecord(1, 1, 0, 6), writeRecord(1, 2, 21), rangeRecord("trim", 1, 3, 2, 1), writeRecord(1, 4, 63)]);
+      await store.applyThrough(asLsn(4));
+      const applied = await store.regionDigests(0, 16);
+      expect(applied).toEqual(await each());
+      expect(new Set(applied).size).toBeGreaterThan(2);
+      await store.checkpoint();
+      expect(await store.regionDigests(0, 16)).toEqual(applied);
+      // Called before an apply, it gives the digests from before it.
+      await store.appendLog([writeRecord(1, 5, 1)]);
+      const [before, after] = await Promise.all([store.regionDigests(0, 2), store.applyThrough(asLsn(5)).then(() => store.regionDigests(0, 2))]);
+      expect(before).toEqual(applied.slice(0, 2));
+      expect(after[0]).not.toBe(before[0]);
+      expect(after[1]).toBe(before[1]);
+      expect(await store.regionDigests(15, 1)).toEqual([applied[15]]);
+      await expectCode(store.regionDigests(15, 2), "OUT_OF_RANGE");
+      await expectCode(store.regionDigests(0, 0), "INVALID_ARGUMENT");
     });
 
     it("versions each region by the last applied record that touched it", async () => {
