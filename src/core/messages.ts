@@ -242,7 +242,8 @@ export interface HeadReport {
 /**
  * Scrub across replicas (a lost write shows when replicas compare): the
  * primary's region versions as of its applied point, for regions
- * first .. first + versions.length - 1.
+ * first .. first + versions.length - 1, and the digests of its content
+ * there (see the readRegionDigests action), one per version, or none.
  */
 export interface RegionVersions {
   readonly type: "regionVersions";
@@ -250,6 +251,7 @@ export interface RegionVersions {
   readonly appliedLsn: Lsn;
   readonly first: number;
   readonly versions: readonly Version[];
+  readonly digests: readonly number[] | null;
 }
 
 /** Regions whose versions disagree with the primary's: the follower's copy is older, or the primary's is. */
@@ -258,6 +260,20 @@ export interface RegionVersionsReply {
   readonly epoch: Epoch;
   readonly followerStale: readonly number[];
   readonly primaryStale: readonly number[];
+}
+
+/**
+ * A follower's content digests of the regions of a RegionVersions (named
+ * by the primary's `appliedLsn` there) whose version equals the primary's:
+ * equal versions must mean equal bytes, and a majority of equal digests
+ * tells which copy is good.
+ */
+export interface RegionDigestsReply {
+  readonly type: "regionDigestsReply";
+  readonly epoch: Epoch;
+  readonly appliedLsn: Lsn;
+  readonly regions: readonly number[];
+  readonly digests: readonly number[];
 }
 
 export type PeerMessage =
@@ -282,7 +298,8 @@ export type PeerMessage =
   | HeadProbe
   | HeadReport
   | RegionVersions
-  | RegionVersionsReply;
+  | RegionVersionsReply
+  | RegionDigestsReply;
 
 // ---------------------------------------------------------------------------
 // Client requests, served by the node the client mounted through.
@@ -360,7 +377,9 @@ export type CoreEvent =
    */
   | { readonly type: "corrupt"; readonly blocks: readonly BlockIndex[]; readonly read: { readonly reqId: RequestId; readonly req: ReadRequest } | null }
   /** The copy of a sendRegion action went out, carrying `bytes` of block data: what the resync counts and paces. */
-  | { readonly type: "regionSent"; readonly to: NodeId; readonly region: number; readonly seq: number; readonly bytes: number };
+  | { readonly type: "regionSent"; readonly to: NodeId; readonly region: number; readonly seq: number; readonly bytes: number }
+  /** The digests a readRegionDigests action asked for, one per region in its order. */
+  | { readonly type: "regionDigests"; readonly seq: number; readonly digests: readonly number[] };
 
 export interface SuperblockPatch {
   readonly promisedEpoch?: Epoch;
@@ -397,6 +416,15 @@ export type CoreAction =
    * the region), or every block if it is null.
    */
   | { readonly type: "sendRegion"; readonly to: NodeId; readonly epoch: Epoch; readonly region: number; readonly seq: number; readonly sinceLsn: Lsn | null }
+  /**
+   * Digest the content of regions first .. first + count - 1 of the applied
+   * data as of this action (after the applies before it, before those after
+   * it), and answer with a regionDigests event of `seq`. A region's digest
+   * is the CRC-32 of its blocks' stored checksums in block order (little
+   * endian; 0 for a block that reads as zeros): replicas holding the same
+   * bytes give the same digest. No block data is read.
+   */
+  | { readonly type: "readRegionDigests"; readonly seq: number; readonly first: number; readonly count: number }
   | { readonly type: "reply"; readonly reqId: RequestId; readonly result: MountResult | WriteResult | UnmountResult | RequestFailure }
   /** A protocol state change, for the log. */
   | { readonly type: "trace"; readonly event: string; readonly detail: Readonly<Record<string, string | number | boolean>> };

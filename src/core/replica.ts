@@ -48,6 +48,7 @@ import type {
   HeadReport,
   RegionVersions,
   RegionVersionsReply,
+  RegionDigestsReply,
 } from "./messages.js";
 import { configMembers, decodeConfig, encodeConfig, isVoter, replacedSet, voterSets } from "./config.js";
 import { chooseBaseAcross, commitPoint, leaseStart, mostUpToDate, trustedHead } from "./quorum.js";
@@ -115,6 +116,8 @@ export interface TestOnlyPlantedBugs {
   readonly resyncMarkEarly?: boolean;
   /** A repair takes a follower's copy of a corrupt block as it is, without the records after its applied point. */
   readonly repairNoOverlay?: boolean;
+  /** The scrub across replicas compares region versions only, not content digests. */
+  readonly scrubVersionsOnly?: boolean;
 }
 
 export const PLANTED_BUG_NAMES = {
@@ -126,6 +129,7 @@ export const PLANTED_BUG_NAMES = {
   "no-lease-wait": "noLeaseWait",
   "resync-mark-early": "resyncMarkEarly",
   "repair-no-overlay": "repairNoOverlay",
+  "scrub-versions-only": "scrubVersionsOnly",
 } as const satisfies Record<string, keyof TestOnlyPlantedBugs>;
 
 export interface ReplicaCoreOptions {
@@ -253,6 +257,42 @@ interface Repair {
   readonly onlyFrom: NodeId | null;
 }
 
+/**
+ * Scrub across replicas, by content: what a readRegionDigests action was
+ * for. The primary's own, as of its applied point, to send with its region
+ * versions; or a follower's, to compare with the primary's digests of the
+ * regions whose versions equal its own.
+ */
+type DigestRead =
+  | { readonly kind: "primary"; readonly epoch: Epoch; readonly appliedLsn: Lsn; readonly first: number; readonly versions: readonly Version[] }
+  | {
+      readonly kind: "follower";
+      readonly from: NodeId;
+      readonly epoch: Epoch;
+      readonly appliedLsn: Lsn;
+      readonly first: number;
+      /** The primary's versions and digests, and this follower's versions when it asked. */
+      readonly theirs: readonly Version[];
+      readonly theirDigests: readonly number[];
+      readonly mine: readonly Version[];
+    };
+
+/** Digest reads a replica waits for at most (older ones are forgotten: their answers are dropped). */
+const DIGEST_READS_MAX = 8;
+
+/**
+ * The digests of one region at one version (the primary's, at the applied
+ * point it sent them from), by replica: the primary's own and those of the
+ * followers that compared. A digest that a majority of each voter set holds
+ * is the good content; a replica with another one lost a write.
+ */
+interface DigestVote {
+  readonly version: Version;
+  readonly appliedLsn: Lsn;
+  readonly sentTick: number;
+  readonly digests: Map<NodeId, number>;
+}
+
 /** A read that found corrupt blocks: served again once each is repaired. */
 interface ReadAwaitingRepair {
   readonly reqId: RequestId;
@@ -335,6 +375,10 @@ interface PrimarySession {
   trimmedSeqMax: number;
   /** When a committed configuration left this primary out: it steps down once the followers know (see advanceConfig). */
   leavingSince: number | null;
+  /** Scrub across replicas, by content: the open votes, by region. */
+  readonly digestVotes: Map<number, DigestVote>;
+  /** The lsn of the last repair record this primary wrote into each region: a vote from before it is stale. */
+  readonly repairedThrough: Map<number, Lsn>;
   activeSince: number;
 }
 
@@ -391,6 +435,9 @@ export class ReplicaCore {
   private versionCheckSentTick = -Infinity;
   /** Until when passes run back to back (asked by a scrub: followers that just restarted may not compare yet). */
   private versionCheckFastUntil = -Infinity;
+  /** Content digests asked of the driver (readRegionDigests), by seq, with what they are compared against. */
+  private readonly digestReads = new Map<number, DigestRead>();
+  private nextDigestSeq = 1;
   private repairsDone = 0;
   private repairsFailed = 0;
   private readonly recordsPerMessageMax: number;
@@ -633,6 +680,9 @@ export class ReplicaCore {
       case "regionSent":
         this.onRegionSent(event.to, event.region, event.seq, event.bytes);
         break;
+      case "regionDigests":
+        this.onRegionDigests(event.seq, event.digests);
+        break;
       default:
         throw new Error(`Unknown event ${JSON.stringify(event satisfies never)}`);
     }
@@ -830,6 +880,15 @@ export class ReplicaCore {
   // repairs a corrupt block (a repair record of the good copy, brought
   // forward and replicated to every replica): from the primary's copy when
   // the follower's is older, from a follower's when the primary's is.
+  //
+  // Versions alone miss a lost write that a later write to the same region
+  // covered (or a replayed record re-applied): the version moves on with
+  // the other blocks still lost. So the batch carries the primary's content
+  // digests too, and a follower answers its own for every region whose
+  // version equals the primary's. Equal versions must mean equal bytes; when
+  // they do not, the digest that a majority of each voter set holds is the
+  // good content, and the replicas with another one are repaired from it.
+  // With no such majority nothing is repaired (no copy can be told good).
 
   private sendRegionVersions(p: PrimarySession): void {
     const regions = this.regionVersions.length;
@@ -843,10 +902,61 @@ export class ReplicaCore {
     const versions = this.regionVersions.slice(first, first + REGION_VERSIONS_PER_MESSAGE);
     this.versionCheckNext = first + versions.length;
     this.versionCheckSentTick = this.now;
+    // Votes nobody answered in a while are dropped (their followers moved on or went away).
+    for (const [g, v] of p.digestVotes) if (this.now - v.sentTick > this.timing.resendTicks * 4) p.digestVotes.delete(g);
+    if (this.bugs.scrubVersionsOnly) return this.sendVersionsWithDigests({ kind: "primary", epoch: p.epoch, appliedLsn: this.appliedLsn, first, versions }, []);
+    // Sent once this replica's digests of the same applied point are read (onRegionDigests).
+    this.readDigests({ kind: "primary", epoch: p.epoch, appliedLsn: this.appliedLsn, first, versions }, first, versions.length);
+  }
+
+  private readDigests(ctx: DigestRead, first: number, count: number): void {
+    const seq = this.nextDigestSeq++;
+    this.digestReads.set(seq, ctx);
+    for (const old of this.digestReads.keys()) {
+      if (this.digestReads.size <= DIGEST_READS_MAX) break;
+      this.digestReads.delete(old);
+    }
+    this.out.push({ type: "readRegionDigests", seq, first, count });
+  }
+
+  private onRegionDigests(seq: number, digests: readonly number[]): void {
+    const ctx = this.digestReads.get(seq);
+    if (ctx === undefined) return;
+    this.digestReads.delete(seq);
+    if (ctx.kind === "primary") return this.sendVersionsWithDigests(ctx, digests);
+    // A follower: still in the epoch it compares for, and still consistent (a resync may have reset it since).
+    if (ctx.epoch !== this.promisedEpoch || !this.consistent || this.resetPending() || digests.length !== ctx.mine.length) return;
+    const regions: number[] = [];
+    const mine: number[] = [];
+    const differ: number[] = [];
+    ctx.mine.forEach((v, i) => {
+      const theirs = ctx.theirs[i];
+      const d = digests[i];
+      if (theirs === undefined || d === undefined || isRegionDirty(v) || !versionEquals(v, theirs)) return;
+      regions.push(ctx.first + i);
+      mine.push(d);
+      if (d !== ctx.theirDigests[i]) differ.push(ctx.first + i);
+    });
+    if (regions.length === 0) return;
+    if (differ.length > 0) this.trace("region content differs from the primary's at the same version", { regions: differ.join(",") });
+    this.send(ctx.from, { type: "regionDigestsReply", epoch: ctx.epoch, appliedLsn: ctx.appliedLsn, regions, digests: mine } satisfies RegionDigestsReply);
+  }
+
+  private sendVersionsWithDigests(ctx: DigestRead & { kind: "primary" }, digests: readonly number[]): void {
+    const p = this.primary;
+    if (p === null || p.phase !== "active" || p.epoch !== ctx.epoch) return;
+    const withDigests = digests.length === ctx.versions.length;
+    if (withDigests) {
+      ctx.versions.forEach((version, i) => {
+        if (isRegionDirty(version)) return;
+        p.digestVotes.set(ctx.first + i, { version, appliedLsn: ctx.appliedLsn, sentTick: this.now, digests: new Map([[this.nodeId, digests[i] as number]]) });
+      });
+    }
+    const msg: RegionVersions = { type: "regionVersions", epoch: p.epoch, appliedLsn: ctx.appliedLsn, first: ctx.first, versions: ctx.versions, digests: withDigests ? digests : null };
     for (const f of p.followers.values()) {
       // (Any applied point will do: the follower judges only what both applied.)
       if (!f.consistent || f.resync !== null) continue;
-      this.send(f.node, { type: "regionVersions", epoch: p.epoch, appliedLsn: this.appliedLsn, first, versions } satisfies RegionVersions);
+      this.send(f.node, msg);
     }
   }
 
@@ -865,9 +975,60 @@ export class ReplicaCore {
       // Newer, by a record the primary had applied: the primary lost it.
       if (c > 0 && mine.lsn <= m.appliedLsn) primaryStale.push(region);
     });
+    if (m.digests !== null && m.digests.length === m.versions.length) {
+      const mine = this.regionVersions.slice(m.first, m.first + m.versions.length);
+      if (mine.some((v, i) => versionEquals(v, m.versions[i] as Version))) {
+        this.readDigests({ kind: "follower", from, epoch: m.epoch, appliedLsn: m.appliedLsn, first: m.first, theirs: m.versions, theirDigests: m.digests, mine }, m.first, m.versions.length);
+      }
+    }
     if (followerStale.length === 0 && primaryStale.length === 0) return;
     this.trace("region versions disagree with the primary's", { followerStale: followerStale.join(","), primaryStale: primaryStale.join(",") });
     this.send(from, { type: "regionVersionsReply", epoch: m.epoch, followerStale, primaryStale } satisfies RegionVersionsReply);
+  }
+
+  private onRegionDigestsReply(from: NodeId, m: RegionDigestsReply): void {
+    const p = this.primary;
+    if (p === null || p.phase !== "active" || m.epoch !== p.epoch || m.regions.length !== m.digests.length) return;
+    const f = p.followers.get(from);
+    if (f === undefined || !f.consistent || f.resync !== null) return;
+    m.regions.forEach((region, i) => {
+      const vote = p.digestVotes.get(region);
+      // (Only answers to the batch that opened the vote: a newer batch may name another version.)
+      if (vote === undefined || vote.appliedLsn !== m.appliedLsn) return;
+      vote.digests.set(from, m.digests[i] as number);
+      this.decideDigestVote(p, region, vote);
+    });
+  }
+
+  private decideDigestVote(p: PrimarySession, region: number, vote: DigestVote): void {
+    const counts = new Map<number, number>();
+    for (const d of vote.digests.values()) counts.set(d, (counts.get(d) ?? 0) + 1);
+    if (counts.size === 1) {
+      // All agree so far; settled once every in-sync follower has answered.
+      if (vote.digests.size > p.followers.size) p.digestVotes.delete(region);
+      return;
+    }
+    const sets = voterSets(this.config);
+    const good = [...counts.keys()].find((d) => sets.every((set) => set.filter((n) => vote.digests.get(n) === d).length >= writeQuorum(set.length)));
+    if (good === undefined) return;
+    p.digestVotes.delete(region);
+    const first = region * this.regionBlocks;
+    const count = Math.max(0, Math.min(this.regionBlocks, this.config.blockCount - first));
+    // A repair of the region under way, or written after these digests were taken, may have mended it already.
+    for (let b = first; b < first + count; b++) if (p.repairs.has(b)) return;
+    if ((p.repairedThrough.get(region) ?? 0) > vote.appliedLsn) return;
+    const bad = [...vote.digests].filter(([, d]) => d !== good).map(([n]) => n);
+    this.divergentFound++;
+    this.trace("scrub across replicas: region content differs at one version", { region, version: formatVersion(vote.version), bad: bad.join(",") });
+    const blocks = Array.from({ length: count }, (_, i) => asBlock(first + i));
+    if (bad.includes(this.nodeId)) {
+      // This primary's copy is a bad one: from a follower that holds the good content only.
+      const source = [...vote.digests].find(([n, d]) => d === good && n !== this.nodeId)?.[0];
+      if (source !== undefined) this.startRepairs(p, blocks, this.nodeId, source);
+      return;
+    }
+    // One repair record rewrites the region on every replica.
+    this.startRepairs(p, blocks, bad[0] as NodeId);
   }
 
   private onRegionVersionsReply(from: NodeId, m: RegionVersionsReply): void {
@@ -1187,6 +1348,8 @@ export class ReplicaCore {
         return this.onRegionVersions(from, msg);
       case "regionVersionsReply":
         return this.onRegionVersionsReply(from, msg);
+      case "regionDigestsReply":
+        return this.onRegionDigestsReply(from, msg);
       default:
         throw new Error(`Unknown message ${JSON.stringify(msg satisfies never)}`);
     }
@@ -1604,6 +1767,8 @@ export class ReplicaCore {
       seqsAtMount: new Set(),
       trimmedSeqMax: 0,
       leavingSince: null,
+      digestVotes: new Map(),
+      repairedThrough: new Map(),
       activeSince: Infinity,
     };
     this.primary = session;
@@ -2165,6 +2330,7 @@ export class ReplicaCore {
     }
     p.repairs.delete(m.block);
     this.repairsDone++;
+    p.repairedThrough.set(this.regionOf(m.block), asLsn(head + 1));
     const record: LogRecord = {
       epoch: p.epoch,
       lsn: asLsn(head + 1),

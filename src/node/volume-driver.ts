@@ -16,7 +16,7 @@
  */
 import { maskCount, maskFits } from "../core/block-mask.js";
 import { performance } from "node:perf_hooks";
-import { crc32 } from "../storage/crc32.js";
+import { regionDigest } from "../storage/crc32.js";
 import { VolumeError, type ErrorCode } from "../core/errors.js";
 import { configMembers, configRecordFits, isVoter } from "../core/config.js";
 import { limits } from "../core/limits.js";
@@ -447,6 +447,17 @@ export class VolumeDriver {
         );
         return;
       }
+      case "readRegionDigests": {
+        const { seq } = a;
+        // Called now, in order with the applies before and after this action: the digests are those of the core's applied point.
+        void this.track(store.regionDigests(a.first, a.count), "region digests").then(
+          (digests) => {
+            if (!this.closed) this.post({ type: "regionDigests", seq, digests });
+          },
+          () => undefined,
+        );
+        return;
+      }
       case "sendBlock": {
         const appliedLsn = this.lastApplyLsn;
         const { to, epoch, seq, block } = a;
@@ -599,7 +610,7 @@ export class VolumeDriver {
     const digests: number[] = [];
     for (let g = 0; g < regions; g++) {
       const sums = await this.store.blockChecksums(g);
-      digests.push(crc32(Buffer.from(sums.buffer, sums.byteOffset, sums.byteLength)));
+      digests.push(regionDigest(sums));
     }
     return { appliedLsn, stable: this.lastApplyLsn === appliedLsn, digests };
   }

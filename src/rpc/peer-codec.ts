@@ -205,9 +205,14 @@ export function encodePeerMessage(volume: string, msg: PeerMessage, payloads: Ui
     case "headProbe":
       return { volume, headProbe: { epoch: msg.epoch, seq: msg.seq } };
     case "regionVersions":
-      return { volume, regionVersions: { epoch: msg.epoch, appliedLsn: msg.appliedLsn, first: msg.first, versions: msg.versions.map(regionVersionOut) } };
+      return {
+        volume,
+        regionVersions: { epoch: msg.epoch, appliedLsn: msg.appliedLsn, first: msg.first, versions: msg.versions.map(regionVersionOut), digests: msg.digests === null ? [] : [...msg.digests] },
+      };
     case "regionVersionsReply":
       return { volume, regionVersionsReply: { epoch: msg.epoch, followerStale: [...msg.followerStale], primaryStale: [...msg.primaryStale] } };
+    case "regionDigestsReply":
+      return { volume, regionDigestsReply: { epoch: msg.epoch, appliedLsn: msg.appliedLsn, regions: [...msg.regions], digests: [...msg.digests] } };
     case "headReport":
       return {
         volume,
@@ -255,6 +260,11 @@ function obj(x: unknown, what: string): Obj {
 function uint(x: unknown, what: string): number {
   if (typeof x !== "number" || !Number.isSafeInteger(x) || x < 0) throw new PeerCodecError(`${what} is not a non-negative integer below 2^53`);
   return x;
+}
+
+function uint32(x: unknown, what: string): number {
+  if (uint(x, what) > 0xffffffff) throw new PeerCodecError(`${what} is not a 32-bit unsigned integer`);
+  return x as number;
 }
 
 function bool(x: unknown, what: string): boolean {
@@ -459,14 +469,20 @@ export function decodePeerMessage(wire: unknown): { volume: string; msg: PeerMes
         };
       case "headProbe":
         return { type: "headProbe", epoch, seq: uint(b["seq"], "headProbe.seq") };
-      case "regionVersions":
+      case "regionVersions": {
+        const versions = arr(b["versions"], "regionVersions.versions", REGIONS_MAX).map((v, i) => regionVersionIn(v, `regionVersions.versions[${i}]`));
+        const digests = arr(b["digests"], "regionVersions.digests", REGIONS_MAX).map((x, i) => uint32(x, `regionVersions.digests[${i}]`));
+        // (None from a node that sends no digests.)
+        if (digests.length !== 0 && digests.length !== versions.length) throw new PeerCodecError(`regionVersions carries ${digests.length} digests for ${versions.length} versions`);
         return {
           type: "regionVersions",
           epoch,
           appliedLsn: asLsn(uint(b["appliedLsn"], "regionVersions.appliedLsn")),
           first: uint(b["first"], "regionVersions.first"),
-          versions: arr(b["versions"], "regionVersions.versions", REGIONS_MAX).map((v, i) => regionVersionIn(v, `regionVersions.versions[${i}]`)),
+          versions,
+          digests: digests.length === 0 ? null : digests,
         };
+      }
       case "regionVersionsReply":
         return {
           type: "regionVersionsReply",
@@ -474,6 +490,12 @@ export function decodePeerMessage(wire: unknown): { volume: string; msg: PeerMes
           followerStale: arr(b["followerStale"], "regionVersionsReply.followerStale", REGIONS_MAX).map((x, i) => uint(x, `regionVersionsReply.followerStale[${i}]`)),
           primaryStale: arr(b["primaryStale"], "regionVersionsReply.primaryStale", REGIONS_MAX).map((x, i) => uint(x, `regionVersionsReply.primaryStale[${i}]`)),
         };
+      case "regionDigestsReply": {
+        const regions = arr(b["regions"], "regionDigestsReply.regions", REGIONS_MAX).map((x, i) => uint(x, `regionDigestsReply.regions[${i}]`));
+        const digests = arr(b["digests"], "regionDigestsReply.digests", REGIONS_MAX).map((x, i) => uint32(x, `regionDigestsReply.digests[${i}]`));
+        if (digests.length !== regions.length) throw new PeerCodecError(`regionDigestsReply carries ${digests.length} digests for ${regions.length} regions`);
+        return { type: "regionDigestsReply", epoch, appliedLsn: asLsn(uint(b["appliedLsn"], "regionDigestsReply.appliedLsn")), regions, digests };
+      }
       case "headReport":
         return {
           type: "headReport",

@@ -5,7 +5,9 @@
  * earlier state, every checksum still verifying). Its blocks pass every
  * read check; only comparing region versions with the primary's shows the
  * loss. volctl scrub (Admin.Scrub on the primary) finds the regions, repairs
- * them from the primary's copy, and counts them.
+ * them from the primary's copy, and counts them. When the loss keeps the
+ * region versions (only blocks and checksums go back), the versions agree
+ * and the replicas' content digests show it.
  */
 import { randomBytes } from "node:crypto";
 import { copyFile } from "node:fs/promises";
@@ -107,6 +109,65 @@ describe("a lost write on a follower's disk", () => {
       const got = await v2.read(g * REGION_BYTES, REGION_BYTES);
       expect(Buffer.from(got).equals(model.subarray(g * REGION_BYTES, (g + 1) * REGION_BYTES)), `region ${g}`).toBe(true);
     }
+    await v2.close();
+    // (Every node up again for the next case.)
+    for (const n of others.slice(1)) await c.restart(n);
+  }, 120_000);
+
+  it("is found by scrub comparing content digests when region versions stay equal, and repaired from the majority's copy", async () => {
+    const name = "masked";
+    await c.createVolume(name, REGIONS * limits.regionBlocks);
+    const vol = await cluster.mount(name, { mode: "rw" });
+    const primary = vol.primary;
+    const follower = ["n1", "n2", "n3"].find((n) => n !== primary) ?? "n3";
+    const model = Buffer.alloc(REGIONS * REGION_BYTES);
+    const write = async (offset: number, length: number): Promise<void> => {
+      const data = randomBytes(length);
+      await vol.write(offset, data);
+      data.copy(model, offset);
+    };
+    for (let g = 0; g < 4; g++) await write(g * REGION_BYTES, REGION_BYTES);
+    const all = (): Promise<RegionSums[]> => sameHistorySums(c, ["n1", "n2", "n3"], name);
+    await all();
+    const dir = path.join(c.node(follower).dataDir, "volumes", name);
+    await c.kill(follower, "SIGTERM");
+    // Blocks and their checksums as they are now; the region versions are not kept.
+    for (const f of ["blocks", "blockmeta"]) await copyFile(path.join(dir, f), path.join(c.dir, `${follower}-${name}-${f}.old`));
+    await c.restart(follower);
+    // Rewrites inside regions 1 and 2 (their versions move on), applied and checkpointed by the follower...
+    await write(REGION_BYTES + 5 * BLOCK, 3 * BLOCK);
+    await write(2 * REGION_BYTES + 100 * BLOCK, BLOCK);
+    await all();
+    await c.kill(follower, "SIGTERM");
+    // ...and its disk loses those block writes but not the versions: every region version still equals the primary's.
+    for (const f of ["blocks", "blockmeta"]) await copyFile(path.join(c.dir, `${follower}-${name}-${f}.old`), path.join(dir, f));
+    await c.restart(follower);
+    const before = await all();
+    expect(before.some((s) => JSON.stringify(s.digests) !== JSON.stringify(before[0]?.digests)), "the follower's blocks differ from the others'").toBe(true);
+
+    await cluster.scrub(name);
+    await waitFor(
+      "the lost block writes repaired",
+      async () => {
+        const now = await all();
+        return now.every((s) => JSON.stringify(s.digests) === JSON.stringify(now[0]?.digests)) ? now : null;
+      },
+      30_000,
+    );
+    const info = await cluster.volumeInfo(name);
+    expect(info.replicas.find((r) => r.node === primary)?.divergentFound).toBeGreaterThanOrEqual(2);
+    // Found by content: the versions agreed.
+    expect(c.node(follower).lines.some((l) => l.includes(`"volume":"${name}"`) && l.includes('"msg":"region content differs from the primary\'s at the same version"'))).toBe(true);
+    expect(c.node(follower).lines.some((l) => l.includes(`"volume":"${name}"`) && l.includes('"msg":"region versions disagree with the primary\'s"'))).toBe(false);
+    await vol.close();
+
+    // The follower serves every byte as primary.
+    const others = ["n1", "n2", "n3"].filter((n) => n !== follower);
+    for (const n of others) await c.kill(n, "SIGKILL");
+    await c.restart(others[0] ?? "n1");
+    const v2 = await cluster.mount(name, { mode: "rw" });
+    const got = await v2.read(0, 4 * REGION_BYTES);
+    expect(Buffer.from(got).equals(model.subarray(0, 4 * REGION_BYTES))).toBe(true);
     await v2.close();
   }, 120_000);
 });

@@ -474,6 +474,12 @@ export class SimCluster {
         this.postLater(n, { type: "regionSent", to: a.to, region: a.region, seq: a.seq, bytes: r.data.length });
         return;
       }
+      case "readRegionDigests": {
+        // As the driver does: in order with the applies (the sim applies at once), answered later.
+        const digests = Array.from({ length: a.count }, (_, i) => n.disk.regionDigest(a.first + i));
+        this.postLater(n, { type: "regionDigests", seq: a.seq, digests });
+        return;
+      }
       case "reply": {
         const r = a.result;
         if (r.ok) {
@@ -705,8 +711,7 @@ export class SimCluster {
     );
     if (followers.length === 0) return null;
     const n = rng.pick(followers);
-    // A region no pending repair writes to: a later write to a region masks
-    // a lost one (its version moves on; only per-block versions would see it).
+    // A region no pending repair writes to (a repair record would hide the loss).
     const clean = (g: number): boolean => [...this.nodes.values()].every((o) => o.disk.corruptIn(g * SIM_REGION_BLOCKS, Math.min(SIM_REGION_BLOCKS, SIM_BLOCK_COUNT - g * SIM_REGION_BLOCKS)).length === 0);
     const written = n.disk.regionVersions().flatMap((v, i) => (v.lsn > 0 && clean(i) ? [i] : []));
     if (written.length === 0) return null;
@@ -724,6 +729,39 @@ export class SimCluster {
     n.disk.crash(null);
     this.at(rng.int(5, 30), () => this.restartNode(n.id));
     return `${n.id} region ${region}`;
+  }
+
+  /**
+   * A lost write on a follower of the live mount: one written block of it
+   * holds its old content again (zeros here), checksum and all, while its
+   * region's version stays (written elsewhere, it was not lost). Versions
+   * compare equal: only the content digests of the scrub across replicas
+   * see it. Returns what it did, or null if there was no such follower or
+   * block.
+   */
+  loseBlockOnFollower(rng: Random): string | null {
+    const primary = this.primaryNode();
+    if (primary === null) return null;
+    const followers = [...this.nodes.values()].filter(
+      (n) => n.holdsReplica && n.core !== null && n.id !== primary && n.core.status().consistent && (this.flipped.has(n.id) || this.flipsLeft > 0),
+    );
+    if (followers.length === 0) return null;
+    const n = rng.pick(followers);
+    // A written block whose region has no corrupt copy anywhere (a repair under way would rewrite it).
+    const clean = (b: number): boolean => {
+      const g = Math.floor(b / SIM_REGION_BLOCKS) * SIM_REGION_BLOCKS;
+      return [...this.nodes.values()].every((o) => o.disk.corruptIn(g, Math.min(SIM_REGION_BLOCKS, SIM_BLOCK_COUNT - g)).length === 0);
+    };
+    const written = Array.from({ length: SIM_BLOCK_COUNT }, (_, b) => b).filter((b) => n.disk.blockBytes(b) !== undefined && clean(b));
+    if (written.length === 0) return null;
+    const block = rng.pick(written);
+    if (!this.flipped.has(n.id)) {
+      this.flipsLeft--;
+      this.flipped.add(n.id);
+    }
+    n.disk.loseBlock(block);
+    this.trace(`${n.id} LOSES its writes to block ${block}; its region's version stays`);
+    return `${n.id} block ${block}`;
   }
 
   /** The final client ends its mount cleanly (its primary releases the lease). */

@@ -13,6 +13,7 @@ import type { DurableToken, SuperblockPatch } from "../../src/core/messages.js";
 import type { RecoveredReplica } from "../../src/core/replica.js";
 import { foldSessions, type ClientSession } from "../../src/core/session.js";
 import { configAfter } from "../../src/core/config.js";
+import { blockCrc32, regionDigest } from "../../src/storage/crc32.js";
 import { asLsn, recordVersion, REGION_DIRTY, VERSION_ZERO, type Epoch, type LogRecord, type Lsn, type Ticks, type Version, type VolumeConfig } from "../../src/core/types.js";
 
 export type DiskOp =
@@ -386,6 +387,14 @@ export class SimDisk {
     }
   }
 
+  /** A disk that acknowledged a block's writes and lost them, checksum and all, durably: it reads as zeros and verifies; the region's version stays. */
+  loseBlock(block: number): void {
+    for (const d of [this.vData, this.dData]) {
+      d.blocks.delete(block);
+      d.corrupt.delete(block);
+    }
+  }
+
   /** The configuration the store hands the core at a start (as of its applied point). */
   durableConfig(): VolumeConfig {
     return this.dData.config;
@@ -437,6 +446,18 @@ export class SimDisk {
 
   regionVersions(): readonly Version[] {
     return this.vData.regionVersions;
+  }
+
+  /** As the store's blockChecksums give it (regionDigest): a corrupt copy keeps the checksum of what was written. */
+  regionDigest(region: number): number {
+    const first = region * this.opts.regionBlocks;
+    const count = Math.min(this.opts.regionBlocks, this.opts.blockCount - first);
+    const sums = new Uint32Array(count);
+    for (let i = 0; i < count; i++) {
+      const d = this.vData.blocks.get(first + i);
+      sums[i] = d === undefined || d.every((x) => x === 0) ? 0 : blockCrc32(first + i, d);
+    }
+    return regionDigest(sums);
   }
 }
 

@@ -82,9 +82,10 @@ export function runSeed(opts: SeedOptions): SeedResult {
         c.at(SIM_LEASE_TICKS * 2, () => c.restartNode(late));
       }
       // One seed in three (when no replica stays away), a follower's disk
-      // loses the writes to a region: the scrub across replicas must find
-      // and repair it before the replicas compare.
-      const lost = late === null && lateRng.chance(1 / 3) ? c.loseRegionOnFollower(lateRng) : null;
+      // loses the writes to a region, or to one block of it (its region's
+      // version stays): the scrub across replicas must find and repair it
+      // before the replicas compare.
+      const lost = late === null && lateRng.chance(1 / 3) ? (lateRng.chance(1 / 2) ? c.loseRegionOnFollower(lateRng) : c.loseBlockOnFollower(lateRng)) : null;
       if (!c.finalDone()) violations.push({ promise: "P6", detail: `the final client could not mount and read within ${livenessTicksMax} ticks of healing` });
       else {
         c.runUntil(deadline, () => c.converged().ok && (lost === null || c.compareReplicas().length === 0));

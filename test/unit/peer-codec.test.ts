@@ -23,8 +23,10 @@ const MESSAGES: PeerMessage[] = [
   { type: "promiseGranted", epoch: asEpoch(3), head: v(2, 5), commitLsn: asLsn(4), consistent: true, unsurePastHead: false, witnessHead: v(2, 5), sinceOlderLeaseTicks: 0, config: learnerConfig },
   { type: "promiseRefused", epoch: asEpoch(3), reason: "busy", promisedEpoch: asEpoch(3) },
   { type: "headProbe", epoch: asEpoch(3), seq: 1795 },
-  { type: "regionVersions", epoch: asEpoch(3), appliedLsn: asLsn(9), first: 1024, versions: [v(2, 3), REGION_DIRTY, v(0, 0)] },
+  { type: "regionVersions", epoch: asEpoch(3), appliedLsn: asLsn(9), first: 1024, versions: [v(2, 3), REGION_DIRTY, v(0, 0)], digests: null },
+  { type: "regionVersions", epoch: asEpoch(3), appliedLsn: asLsn(9), first: 1024, versions: [v(2, 3), REGION_DIRTY, v(0, 0)], digests: [0xdeadbeef, 0, 1] },
   { type: "regionVersionsReply", epoch: asEpoch(3), followerStale: [1025], primaryStale: [] },
+  { type: "regionDigestsReply", epoch: asEpoch(3), appliedLsn: asLsn(9), regions: [1024, 1026], digests: [0xffffffff, 0] },
   { type: "headReport", epoch: asEpoch(3), seq: 1795, head: v(2, 5), commitLsn: asLsn(4), consistent: false, unsurePastHead: true, heardPrimaryTicksAgo: null, appliedLsn: asLsn(4), regionsDigest: 0, configCommitted: false },
   { type: "headReport", epoch: asEpoch(3), seq: 1795, head: v(2, 5), commitLsn: asLsn(5), consistent: true, unsurePastHead: false, heardPrimaryTicksAgo: 0, appliedLsn: asLsn(5), regionsDigest: 0xdeadbeef, configCommitted: true },
   { type: "fetch", epoch: asEpoch(3), fromLsn: asLsn(1), toLsn: null },
@@ -86,6 +88,9 @@ describe("peer codec", () => {
     ["a gap in append records", { volume: "v", body: "append", append: { epoch: 1, prev: { epoch: 1, lsn: 1 }, commitLsn: 0, seq: 0, records: [{ epoch: 1, lsn: 3, kind: "RECORD_KIND_TRIM", block: 0, blockCount: 1, data: Buffer.alloc(0), clientId: "c", clientSeq: 1 }] } }],
     ["trim data", { volume: "v", body: "append", append: { epoch: 1, prev: { epoch: 1, lsn: 1 }, commitLsn: 0, seq: 0, records: [{ epoch: 1, lsn: 2, kind: "RECORD_KIND_TRIM", block: 0, blockCount: 1, data: Buffer.alloc(1), clientId: "c", clientSeq: 1 }] } }],
     ["an unknown record kind", { volume: "v", body: "append", append: { epoch: 1, prev: { epoch: 1, lsn: 1 }, commitLsn: 0, seq: 0, records: [{ epoch: 1, lsn: 2, kind: "RECORD_KIND_UNSPECIFIED", block: 0, blockCount: 1, data: Buffer.alloc(0), clientId: "c", clientSeq: 1 }] } }],
+    ["fewer digests than versions", { volume: "v", body: "regionVersions", regionVersions: { epoch: 1, appliedLsn: 2, first: 0, versions: [{ epoch: 1, lsn: 1 }, { epoch: 1, lsn: 2 }], digests: [5] } }],
+    ["a digest past 32 bits", { volume: "v", body: "regionDigestsReply", regionDigestsReply: { epoch: 1, appliedLsn: 2, regions: [0], digests: [2 ** 32] } }],
+    ["a digest for no region", { volume: "v", body: "regionDigestsReply", regionDigestsReply: { epoch: 1, appliedLsn: 2, regions: [], digests: [7] } }],
   ])("refuses a message with %s", (_what, wire) => {
     expect(() => decodePeerMessage(wire)).toThrow(PeerCodecError);
   });

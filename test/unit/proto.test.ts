@@ -26,6 +26,7 @@ const PEER_MESSAGE_TYPES = [
   "headReport",
   "regionVersions",
   "regionVersionsReply",
+  "regionDigestsReply",
 ] as const satisfies readonly PeerMessage["type"][];
 
 // Fails to compile if the core gains a message this list (and so the proto) lacks.
