@@ -1550,27 +1550,30 @@ export class DiskReplicaStore implements ReplicaStore {
   async regionDigests(first: number, count: number): Promise<number[]> {
     this.checkUsable();
     if (!Number.isInteger(count) || count < 1) throw new VolumeError("INVALID_ARGUMENT", `Cannot digest ${count} regions of volume ${this.volumeName}`);
-    const start = this.regionSpan(first).first;
-    const last = this.regionSpan(first + count - 1);
-    const end = last.first + last.blocks;
+    this.regionSpan(first);
+    this.regionSpan(first + count - 1);
     return this.callOrder.run(async () => {
       this.checkUsable();
-      const sums = new Uint32Array(end - start);
-      for (let g = first; g < first + count; g++) {
-        const meta = this.metaCache.get(g) ?? (await this.loadBlockMeta(g));
-        const base = g * this.regionBlocks - start;
-        const view = new DataView(meta.buffer, meta.byteOffset, meta.byteLength);
-        for (let i = 0, at = 0; at < meta.length; i++, at += BLOCK_META_BYTES) sums[base + i] = view.getUint32(at + 4, true) === 0 ? 0 : view.getUint32(at, true);
-      }
-      // Blocks a checkpoint is writing, then those applied or installed since (they win, as in pendingBlock).
-      for (const overlay of [this.frozenOverlay, this.overlay]) {
-        if (overlay === null) continue;
-        for (const [b, bytes] of overlay) if (b >= start && b < end) sums[b - start] = bytes === null ? 0 : blockCrc32(b, bytes);
-      }
+      // While this holds the call order no block is applied or installed, and no checkpoint freezes;
+      // a background checkpoint may finish, though: it drops its frozen blocks as the cached metadata
+      // takes their checksums. So each region is digested at once from its metadata as it is then.
+      const live = blocksByRegion(this.overlay, this.regionBlocks);
+      const frozen = this.frozenOverlay;
+      const frozenByRegion = frozen === null ? null : blocksByRegion(frozen, this.regionBlocks);
       const out: number[] = [];
       for (let g = first; g < first + count; g++) {
-        const from = g * this.regionBlocks - start;
-        out.push(regionDigest(sums.subarray(from, Math.min(from + this.regionBlocks, sums.length))));
+        const loaded = this.metaCache.get(g) ?? (await this.loadBlockMeta(g));
+        this.checkUsable();
+        const meta = this.metaCache.get(g) ?? loaded;
+        const base = g * this.regionBlocks;
+        const sums = new Uint32Array(meta.length / BLOCK_META_BYTES);
+        const view = new DataView(meta.buffer, meta.byteOffset, meta.byteLength);
+        for (let i = 0, at = 0; i < sums.length; i++, at += BLOCK_META_BYTES) sums[i] = view.getUint32(at + 4, true) === 0 ? 0 : view.getUint32(at, true);
+        // Blocks a checkpoint is writing, if it still is, then those applied or installed since (they win, as in pendingBlock).
+        assert(this.frozenOverlay === null || this.frozenOverlay === frozen, "no checkpoint freezes while a call holds the call order");
+        for (const [b, bytes] of (this.frozenOverlay === null ? undefined : frozenByRegion?.get(g)) ?? []) sums[b - base] = bytes === null ? 0 : blockCrc32(b, bytes);
+        for (const [b, bytes] of live.get(g) ?? []) sums[b - base] = bytes === null ? 0 : blockCrc32(b, bytes);
+        out.push(regionDigest(sums));
       }
       return out;
     });
@@ -2001,3 +2004,15 @@ export class DiskReplicaStore implements ReplicaStore {
 
 assert(limits.logGroupBytesMax >= frameBytesMax(limits.blockSize), "one group holds the largest record");
 assert(limits.blockMetaRegionsCachedMax >= 1, "at least one region's metadata is cached");
+
+/** An overlay's blocks grouped by region. */
+function blocksByRegion(overlay: ReadonlyMap<number, Uint8Array | null>, regionBlocks: number): Map<number, [number, Uint8Array | null][]> {
+  const out = new Map<number, [number, Uint8Array | null][]>();
+  for (const [b, bytes] of overlay) {
+    const g = Math.floor(b / regionBlocks);
+    let list = out.get(g);
+    if (list === undefined) out.set(g, (list = []));
+    list.push([b, bytes]);
+  }
+  return out;
+}
