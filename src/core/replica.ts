@@ -249,10 +249,10 @@ interface Repair {
   seq: number;
   sentTick: number;
   /**
-   * Set when this primary's own copy is the stale one (scrub across
-   * replicas): only the follower that reported a newer version is asked,
-   * and its copy is brought forward only with records this log holds (this
-   * primary's region version, the shortcut otherwise, is the stale one).
+   * Set by the scrub across replicas: the one copy that may be asked. When
+   * it is a follower's (this primary's own copy is the stale one), its copy
+   * is brought forward only with records this log holds (this primary's
+   * region version, the shortcut otherwise, is the stale one).
    */
   readonly onlyFrom: NodeId | null;
 }
@@ -314,8 +314,12 @@ export const CONFIG_CLIENT_ID = `${RESERVED_CLIENT_ID_PREFIX}config` as ClientId
 /** The client id of a node's own sync mount (see idle sync). */
 export const SYNC_CLIENT_ID = `${RESERVED_CLIENT_ID_PREFIX}sync` as ClientId;
 
-/** Region versions per RegionVersions message (16 bytes each on the wire). */
-const REGION_VERSIONS_PER_MESSAGE = 1024;
+/**
+ * Region versions per RegionVersions message (about 20 bytes each on the
+ * wire, with its digest). Each replica digests a batch while it holds its
+ * store's call order (about 5 us a region here): 256 keep that near 1-2 ms.
+ */
+const REGION_VERSIONS_PER_MESSAGE = 256;
 
 /** The request id of a sync mount and its unmount: their replies stay inside the core. */
 const SYNC_REQ_ID: RequestId = -1;
@@ -379,6 +383,12 @@ interface PrimarySession {
   readonly digestVotes: Map<number, DigestVote>;
   /** The lsn of the last repair record this primary wrote into each region: a vote from before it is stale. */
   readonly repairedThrough: Map<number, Lsn>;
+  /**
+   * The regions this primary copied to each follower by region resync: that
+   * follower's content of them is this primary's (a write this primary's
+   * disk lost is lost there too), so its digest is no vote of its own.
+   */
+  readonly copiedTo: Map<NodeId, Set<number>>;
   activeSince: number;
 }
 
@@ -1001,34 +1011,48 @@ export class ReplicaCore {
   }
 
   private decideDigestVote(p: PrimarySession, region: number, vote: DigestVote): void {
-    const counts = new Map<number, number>();
-    for (const d of vote.digests.values()) counts.set(d, (counts.get(d) ?? 0) + 1);
-    if (counts.size === 1) {
-      // All agree so far; settled once every in-sync follower has answered.
-      if (vote.digests.size > p.followers.size) p.digestVotes.delete(region);
-      return;
-    }
-    const sets = voterSets(this.config);
-    const good = [...counts.keys()].find((d) => sets.every((set) => set.filter((n) => vote.digests.get(n) === d).length >= writeQuorum(set.length)));
-    if (good === undefined) return;
-    p.digestVotes.delete(region);
     const first = region * this.regionBlocks;
     const count = Math.max(0, Math.min(this.regionBlocks, this.config.blockCount - first));
     // A repair of the region under way, or written after these digests were taken, may have mended it already.
-    for (let b = first; b < first + count; b++) if (p.repairs.has(b)) return;
-    if ((p.repairedThrough.get(region) ?? 0) > vote.appliedLsn) return;
+    for (let b = first; b < first + count; b++) {
+      if (p.repairs.has(b)) {
+        p.digestVotes.delete(region);
+        return;
+      }
+    }
+    if ((p.repairedThrough.get(region) ?? 0) > vote.appliedLsn) {
+      p.digestVotes.delete(region);
+      return;
+    }
+    // Votes of their own only. A follower this primary copied the region to got this primary's content, right
+    // or wrong: agreeing with this primary, it says nothing more; differing from it, one of the two changed since.
+    const mine = vote.digests.get(this.nodeId);
+    const copied = (n: NodeId): boolean => p.copiedTo.get(n)?.has(region) === true;
+    const voters = (n: NodeId): boolean => vote.digests.has(n) && (n === this.nodeId || !copied(n) || vote.digests.get(n) !== mine);
+    const sets = voterSets(this.config);
+    const digests = new Set(vote.digests.values());
+    const good = [...digests].find((d) => sets.every((set) => set.filter((n) => voters(n) && vote.digests.get(n) === d).length >= writeQuorum(set.length)));
+    if (good === undefined) return;
+    // Content a majority confirmed on their own: the copies of it are witnesses of their own from now on.
+    for (const [n, d] of vote.digests) if (d === good) p.copiedTo.get(n)?.delete(region);
+    if (digests.size === 1) {
+      // All agree; settled once every in-sync follower has answered.
+      if (vote.digests.size > p.followers.size) p.digestVotes.delete(region);
+      return;
+    }
+    p.digestVotes.delete(region);
     const bad = [...vote.digests].filter(([, d]) => d !== good).map(([n]) => n);
     this.divergentFound++;
     this.trace("scrub across replicas: region content differs at one version", { region, version: formatVersion(vote.version), bad: bad.join(",") });
     const blocks = Array.from({ length: count }, (_, i) => asBlock(first + i));
     if (bad.includes(this.nodeId)) {
-      // This primary's copy is a bad one: from a follower that holds the good content only.
-      const source = [...vote.digests].find(([n, d]) => d === good && n !== this.nodeId)?.[0];
+      // This primary's copy is a bad one: from a follower that holds the good content of its own only.
+      const source = [...vote.digests].find(([n, d]) => d === good && n !== this.nodeId && voters(n))?.[0];
       if (source !== undefined) this.startRepairs(p, blocks, this.nodeId, source);
       return;
     }
-    // One repair record rewrites the region on every replica.
-    this.startRepairs(p, blocks, bad[0] as NodeId);
+    // From this primary's copy only (one repair record rewrites the region on every replica): no other copy is asked.
+    this.startRepairs(p, blocks, bad[0] as NodeId, this.nodeId);
   }
 
   private onRegionVersionsReply(from: NodeId, m: RegionVersionsReply): void {
@@ -1769,6 +1793,7 @@ export class ReplicaCore {
       leavingSince: null,
       digestVotes: new Map(),
       repairedThrough: new Map(),
+      copiedTo: new Map(),
       activeSince: Infinity,
     };
     this.primary = session;
@@ -2472,6 +2497,9 @@ export class ReplicaCore {
       const region = r.todo.shift();
       assert(region !== undefined);
       r.inFlight.add(region);
+      let copied = p.copiedTo.get(f.node);
+      if (copied === undefined) p.copiedTo.set(f.node, (copied = new Set()));
+      copied.add(region);
       this.out.push({ type: "sendRegion", to: f.node, epoch: p.epoch, region, seq: r.seq, sinceLsn: r.since.get(region) ?? null });
     }
     if (r.todo.length === 0 && r.inFlight.size === 0) {
@@ -2515,6 +2543,9 @@ export class ReplicaCore {
     f.resync = null;
     f.consistent = true;
     f.consistentSinceSeq = this.now;
+    // The copies it took are this primary's content, no witnesses of their own until the other replicas
+    // confirm that content (see decideDigestVote): compare at once, while the window is short.
+    this.checkRegionVersionsNow();
   }
 
   private onTick(): void {
