@@ -277,6 +277,9 @@ type DigestRead =
       readonly mine: readonly Version[];
     };
 
+/** Background batches of the scrub across replicas a lease at most (see sendRegionVersions). */
+const DIGEST_BATCHES_PER_LEASE = 6;
+
 /** Digest reads a replica waits for at most (older ones are forgotten: their answers are dropped). */
 const DIGEST_READS_MAX = 8;
 
@@ -383,12 +386,6 @@ interface PrimarySession {
   readonly digestVotes: Map<number, DigestVote>;
   /** The lsn of the last repair record this primary wrote into each region: a vote from before it is stale. */
   readonly repairedThrough: Map<number, Lsn>;
-  /**
-   * The regions this primary copied to each follower by region resync: that
-   * follower's content of them is this primary's (a write this primary's
-   * disk lost is lost there too), so its digest is no vote of its own.
-   */
-  readonly copiedTo: Map<NodeId, Set<number>>;
   activeSince: number;
 }
 
@@ -445,6 +442,14 @@ export class ReplicaCore {
   private versionCheckSentTick = -Infinity;
   /** Until when passes run back to back (asked by a scrub: followers that just restarted may not compare yet). */
   private versionCheckFastUntil = -Infinity;
+  /**
+   * The regions this node, as a primary, copied to each follower by region
+   * resync, and when (kept across its mounts, not across a restart): that
+   * follower's content of them is this node's, right or wrong (a write its
+   * disk lost is lost there too), so its digest is no vote of its own until
+   * a majority without it confirmed that content (see decideDigestVote).
+   */
+  private readonly copiedTo = new Map<NodeId, Map<number, number>>();
   /** Content digests asked of the driver (readRegionDigests), by seq, with what they are compared against. */
   private readonly digestReads = new Map<number, DigestRead>();
   private nextDigestSeq = 1;
@@ -905,7 +910,10 @@ export class ReplicaCore {
     const perPass = this.timing.leaseTicks * 10;
     const batches = Math.ceil(regions / REGION_VERSIONS_PER_MESSAGE);
     const fast = this.now < this.versionCheckFastUntil;
-    const interval = fast ? this.timing.heartbeatTicks : perPass / batches;
+    // At most DIGEST_BATCHES_PER_LEASE batches a lease in the background: each replica reads the block
+    // metadata of every region it digests (2 KiB a region), so a large volume's pass takes longer than ten
+    // leases rather than reading metadata at any rate (about 1 MiB/s at most).
+    const interval = fast ? this.timing.heartbeatTicks : Math.max(perPass / batches, this.timing.leaseTicks / DIGEST_BATCHES_PER_LEASE);
     if (this.now - this.versionCheckSentTick < interval) return;
     if (this.versionCheckNext >= regions) this.versionCheckNext = 0;
     const first = this.versionCheckNext;
@@ -1024,17 +1032,34 @@ export class ReplicaCore {
       p.digestVotes.delete(region);
       return;
     }
-    // Votes of their own only. A follower this primary copied the region to got this primary's content, right
-    // or wrong: agreeing with this primary, it says nothing more; differing from it, one of the two changed since.
-    const mine = vote.digests.get(this.nodeId);
-    const copied = (n: NodeId): boolean => p.copiedTo.get(n)?.has(region) === true;
-    const voters = (n: NodeId): boolean => vote.digests.has(n) && (n === this.nodeId || !copied(n) || vote.digests.get(n) !== mine);
-    const sets = voterSets(this.config);
+    // Copies are no witnesses of their own: a follower this node copied the region to holds this node's content,
+    // right or wrong (a write this node's disk lost before the copy is lost there too). So replicas are counted
+    // by lineage: such a copy counts as this node. A digest is good when at least two lineages hold it and more
+    // than hold any other, even if every in-sync follower yet to answer held that other one. (Undecided is safe:
+    // a wrong choice overwrites the good copy.)
+    const copied = (n: NodeId): boolean => this.copiedTo.get(n)?.has(region) === true;
+    const lineage = (n: NodeId): NodeId => (n !== this.nodeId && copied(n) ? this.nodeId : n);
+    const lineages = new Map<number, Set<NodeId>>();
+    for (const [n, d] of vote.digests) {
+      let set = lineages.get(d);
+      if (set === undefined) lineages.set(d, (set = new Set()));
+      set.add(lineage(n));
+    }
+    let pending = 0;
+    for (const f of p.followers.values()) if (f.consistent && f.resync === null && !vote.digests.has(f.node)) pending++;
+    const ranked = [...lineages].sort((a, b) => b[1].size - a[1].size);
+    const [top, second] = ranked;
+    const good = top !== undefined && top[1].size >= 2 && top[1].size > (second?.[1].size ?? 0) + pending ? top[0] : undefined;
+    const voters = (n: NodeId): boolean => vote.digests.has(n) && lineage(n) === n;
     const digests = new Set(vote.digests.values());
-    const good = [...digests].find((d) => sets.every((set) => set.filter((n) => voters(n) && vote.digests.get(n) === d).length >= writeQuorum(set.length)));
     if (good === undefined) return;
-    // Content a majority confirmed on their own: the copies of it are witnesses of their own from now on.
-    for (const [n, d] of vote.digests) if (d === good) p.copiedTo.get(n)?.delete(region);
+    // Content that lineages of their own confirmed: the copies of it taken before this vote opened are witnesses
+    // of their own from now on (a copy taken since was no part of it).
+    for (const [n, d] of vote.digests) {
+      const copies = this.copiedTo.get(n);
+      const at = copies?.get(region);
+      if (d === good && at !== undefined && at < vote.sentTick) copies?.delete(region);
+    }
     if (digests.size === 1) {
       // All agree; settled once every in-sync follower has answered.
       if (vote.digests.size > p.followers.size) p.digestVotes.delete(region);
@@ -1793,7 +1818,6 @@ export class ReplicaCore {
       leavingSince: null,
       digestVotes: new Map(),
       repairedThrough: new Map(),
-      copiedTo: new Map(),
       activeSince: Infinity,
     };
     this.primary = session;
@@ -2497,9 +2521,9 @@ export class ReplicaCore {
       const region = r.todo.shift();
       assert(region !== undefined);
       r.inFlight.add(region);
-      let copied = p.copiedTo.get(f.node);
-      if (copied === undefined) p.copiedTo.set(f.node, (copied = new Set()));
-      copied.add(region);
+      let copied = this.copiedTo.get(f.node);
+      if (copied === undefined) this.copiedTo.set(f.node, (copied = new Map<number, number>()));
+      copied.set(region, this.now);
       this.out.push({ type: "sendRegion", to: f.node, epoch: p.epoch, region, seq: r.seq, sinceLsn: r.since.get(region) ?? null });
     }
     if (r.todo.length === 0 && r.inFlight.size === 0) {
@@ -2625,8 +2649,10 @@ export class ReplicaCore {
     if (p.phase === "mounting" && this.commitLsn >= p.mountStartLsn && ready) {
       p.phase = "active";
       p.activeSince = this.now;
-      // A sync mount compares region versions across replicas at once (a lost write may be why it mounted).
-      if (p.clientId === SYNC_CLIENT_ID) this.checkRegionVersionsNow();
+      // A sync mount compares region versions across replicas at once (a lost write may be why it mounted),
+      // and so does a primary that copied regions to followers before (their copies wait to be confirmed).
+      for (const n of [...this.copiedTo.keys()]) if (!configMembers(this.config).includes(n)) this.copiedTo.delete(n);
+      if (p.clientId === SYNC_CLIENT_ID || this.copiedTo.size > 0) this.checkRegionVersionsNow();
       this.trace("mounted", { clientId: p.clientId, mountStartLsn: p.mountStartLsn });
       this.out.push({ type: "reply", reqId: p.mountReqId, result: { ok: true, epoch: p.epoch, blockCount: this.config.blockCount, blockSize: this.config.blockSize } });
     }
