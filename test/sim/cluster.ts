@@ -359,10 +359,7 @@ export class SimCluster {
     if (nodes.length === 0) return;
     const n = rng.pick(nodes);
     const block = rng.int(0, SIM_BLOCK_COUNT - 1);
-    if (!this.flipped.has(n.id)) {
-      this.flipsLeft--;
-      this.flipped.add(n.id);
-    }
+    this.markFaulty(n);
     n.disk.corruptBlock(block);
     this.trace(`${n.id} CORRUPTION of block ${block}`);
   }
@@ -697,29 +694,40 @@ export class SimCluster {
     return [...this.flipped];
   }
 
+  /** In-sync followers of the live mount that may have a disk fault: within the budget of N - W faulty replicas. */
+  private faultableFollowers(): SimNode[] {
+    const primary = this.primaryNode();
+    if (primary === null) return [];
+    return [...this.nodes.values()].filter(
+      (n) => n.holdsReplica && n.core !== null && n.id !== primary && n.core.status().consistent && (this.flipped.has(n.id) || this.flipsLeft > 0),
+    );
+  }
+
+  private markFaulty(n: SimNode): void {
+    if (this.flipped.has(n.id)) return;
+    this.flipsLeft--;
+    this.flipped.add(n.id);
+  }
+
+  /** Whether no replica holds a corrupt copy in region `g` (a repair under way would rewrite the region and hide a loss there). */
+  private noCorruptCopyIn(g: number): boolean {
+    const first = g * SIM_REGION_BLOCKS;
+    return [...this.nodes.values()].every((o) => o.disk.corruptIn(first, Math.min(SIM_REGION_BLOCKS, SIM_BLOCK_COUNT - first)).length === 0);
+  }
+
   /**
    * A lost write on a follower of the live mount: one of its regions that
    * was written loses every write (see SimDisk.loseRegion). Returns what it
    * did, or null if there was no such follower or region.
    */
   loseRegionOnFollower(rng: Random): string | null {
-    const primary = this.primaryNode();
-    if (primary === null) return null;
-    // A disk fault: on a replica within the budget of N - W faulty ones.
-    const followers = [...this.nodes.values()].filter(
-      (n) => n.holdsReplica && n.core !== null && n.id !== primary && n.core.status().consistent && (this.flipped.has(n.id) || this.flipsLeft > 0),
-    );
+    const followers = this.faultableFollowers();
     if (followers.length === 0) return null;
     const n = rng.pick(followers);
-    // A region no pending repair writes to (a repair record would hide the loss).
-    const clean = (g: number): boolean => [...this.nodes.values()].every((o) => o.disk.corruptIn(g * SIM_REGION_BLOCKS, Math.min(SIM_REGION_BLOCKS, SIM_BLOCK_COUNT - g * SIM_REGION_BLOCKS)).length === 0);
-    const written = n.disk.regionVersions().flatMap((v, i) => (v.lsn > 0 && clean(i) ? [i] : []));
+    const written = n.disk.regionVersions().flatMap((v, i) => (v.lsn > 0 && this.noCorruptCopyIn(i) ? [i] : []));
     if (written.length === 0) return null;
     const region = rng.pick(written);
-    if (!this.flipped.has(n.id)) {
-      this.flipsLeft--;
-      this.flipped.add(n.id);
-    }
+    this.markFaulty(n);
     n.disk.loseRegion(region);
     this.trace(`${n.id} LOSES every write to region ${region}; it restarts (and so reads the region's version from its disk)`);
     // The loss shows once the replica reads its disk again: a restart.
@@ -740,25 +748,13 @@ export class SimCluster {
    * block.
    */
   loseBlockOnFollower(rng: Random): string | null {
-    const primary = this.primaryNode();
-    if (primary === null) return null;
-    const followers = [...this.nodes.values()].filter(
-      (n) => n.holdsReplica && n.core !== null && n.id !== primary && n.core.status().consistent && (this.flipped.has(n.id) || this.flipsLeft > 0),
-    );
+    const followers = this.faultableFollowers();
     if (followers.length === 0) return null;
     const n = rng.pick(followers);
-    // A written block whose region has no corrupt copy anywhere (a repair under way would rewrite it).
-    const clean = (b: number): boolean => {
-      const g = Math.floor(b / SIM_REGION_BLOCKS) * SIM_REGION_BLOCKS;
-      return [...this.nodes.values()].every((o) => o.disk.corruptIn(g, Math.min(SIM_REGION_BLOCKS, SIM_BLOCK_COUNT - g)).length === 0);
-    };
-    const written = Array.from({ length: SIM_BLOCK_COUNT }, (_, b) => b).filter((b) => n.disk.blockBytes(b) !== undefined && clean(b));
+    const written = Array.from({ length: SIM_BLOCK_COUNT }, (_, b) => b).filter((b) => n.disk.blockBytes(b) !== undefined && this.noCorruptCopyIn(Math.floor(b / SIM_REGION_BLOCKS)));
     if (written.length === 0) return null;
     const block = rng.pick(written);
-    if (!this.flipped.has(n.id)) {
-      this.flipsLeft--;
-      this.flipped.add(n.id);
-    }
+    this.markFaulty(n);
     n.disk.loseBlock(block);
     this.trace(`${n.id} LOSES its writes to block ${block}; its region's version stays`);
     return `${n.id} block ${block}`;
