@@ -286,8 +286,8 @@ const DIGEST_READS_MAX = 8;
 /**
  * The digests of one region at one version (the primary's, at the applied
  * point it sent them from), by replica: the primary's own and those of the
- * followers that compared. A digest that a majority of each voter set holds
- * is the good content; a replica with another one lost a write.
+ * followers that compared. Which one is the good content is decided by
+ * lineage (see decideDigestVote); a replica with another one lost a write.
  */
 interface DigestVote {
   readonly version: Version;
@@ -446,8 +446,8 @@ export class ReplicaCore {
    * The regions this node, as a primary, copied to each follower by region
    * resync, and when (kept across its mounts, not across a restart): that
    * follower's content of them is this node's, right or wrong (a write its
-   * disk lost is lost there too), so its digest is no vote of its own until
-   * a majority without it confirmed that content (see decideDigestVote).
+   * disk lost is lost there too), so it counts as this node's lineage until
+   * lineages of their own confirm that content (see decideDigestVote).
    */
   private readonly copiedTo = new Map<NodeId, Map<number, number>>();
   /** Content digests asked of the driver (readRegionDigests), by seq, with what they are compared against. */
@@ -1058,7 +1058,9 @@ export class ReplicaCore {
     for (const [n, d] of vote.digests) {
       const copies = this.copiedTo.get(n);
       const at = copies?.get(region);
-      if (d === good && at !== undefined && at < vote.sentTick) copies?.delete(region);
+      if (d !== good || copies === undefined || at === undefined || at >= vote.sentTick) continue;
+      copies.delete(region);
+      if (copies.size === 0) this.copiedTo.delete(n);
     }
     if (digests.size === 1) {
       // All agree; settled once every in-sync follower has answered.
