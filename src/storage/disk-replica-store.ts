@@ -1531,17 +1531,10 @@ export class DiskReplicaStore implements ReplicaStore {
     // In call order: a checkpoint moves blocks from the in-memory overlay into the metadata.
     return this.callOrder.run(async () => {
       this.checkUsable();
-      const out = new Uint32Array(blocks);
-      const meta = this.metaCache.get(region) ?? (await this.loadBlockMeta(region));
+      const out = storedChecksums(this.metaCache.get(region) ?? (await this.loadBlockMeta(region)));
       for (let i = 0; i < blocks; i++) {
-        const b = first + i;
-        const pending = this.pendingBlock(b);
-        if (pending !== undefined) {
-          out[i] = pending === null ? 0 : blockCrc32(b, pending);
-          continue;
-        }
-        const at = i * BLOCK_META_BYTES;
-        out[i] = meta.readUInt32LE(at + 4) === 0 ? 0 : meta.readUInt32LE(at);
+        const pending = this.pendingBlock(first + i);
+        if (pending !== undefined) out[i] = pending === null ? 0 : blockCrc32(first + i, pending);
       }
       return out;
     });
@@ -1566,9 +1559,7 @@ export class DiskReplicaStore implements ReplicaStore {
         this.checkUsable();
         const meta = this.metaCache.get(g) ?? loaded;
         const base = g * this.regionBlocks;
-        const sums = new Uint32Array(meta.length / BLOCK_META_BYTES);
-        const view = new DataView(meta.buffer, meta.byteOffset, meta.byteLength);
-        for (let i = 0, at = 0; i < sums.length; i++, at += BLOCK_META_BYTES) sums[i] = view.getUint32(at + 4, true) === 0 ? 0 : view.getUint32(at, true);
+        const sums = storedChecksums(meta);
         // Blocks a checkpoint is writing, if it still is, then those applied or installed since (they win, as in pendingBlock).
         assert(this.frozenOverlay === null || this.frozenOverlay === frozen, "no checkpoint freezes while a call holds the call order");
         for (const [b, bytes] of (this.frozenOverlay === null ? undefined : frozenByRegion?.get(g)) ?? []) sums[b - base] = bytes === null ? 0 : blockCrc32(b, bytes);
@@ -2004,6 +1995,14 @@ export class DiskReplicaStore implements ReplicaStore {
 
 assert(limits.logGroupBytesMax >= frameBytesMax(limits.blockSize), "one group holds the largest record");
 assert(limits.blockMetaRegionsCachedMax >= 1, "at least one region's metadata is cached");
+
+/** The checksums a region's block metadata holds, one per block (0 for a block never written). */
+function storedChecksums(meta: Buffer): Uint32Array {
+  const out = new Uint32Array(meta.length / BLOCK_META_BYTES);
+  const view = new DataView(meta.buffer, meta.byteOffset, meta.byteLength);
+  for (let i = 0, at = 0; i < out.length; i++, at += BLOCK_META_BYTES) out[i] = view.getUint32(at + 4, true) === 0 ? 0 : view.getUint32(at, true);
+  return out;
+}
 
 /** An overlay's blocks grouped by region. */
 function blocksByRegion(overlay: ReadonlyMap<number, Uint8Array | null>, regionBlocks: number): Map<number, [number, Uint8Array | null][]> {
