@@ -10,20 +10,24 @@
  * session the server accepts: the connection window with
  * `setLocalWindowSize`, the stream windows with a SETTINGS frame.
  *
+ * grpc-js sets TCP_NODELAY on the sockets it connects, not on the ones a
+ * server accepts: this sets it too, on the accepted socket itself (the
+ * session's `socket` is a proxy that refuses `setNoDelay`, and a throw
+ * there once left every window at 64 KiB).
+ *
  * It reaches the server's HTTP/2 servers through a private field of grpc-js
  * (`http2Servers`), so it checks what it finds and fails loudly (at start,
  * not silently slow) if a grpc-js upgrade moved it.
  */
 import type { Server } from "@grpc/grpc-js";
 import type { Http2Server, ServerHttp2Session } from "node:http2";
+import type { Socket } from "node:net";
 
 /** The receive window of each connection and stream, both sides: 8 MiB. */
 export const FLOW_CONTROL_WINDOW_BYTES = 8 * 1024 * 1024;
 
 function raise(session: ServerHttp2Session, bytes: number): void {
   try {
-    // grpc-js sets TCP_NODELAY on the sockets it connects, not on the ones a server accepts.
-    session.socket.setNoDelay(true);
     session.setLocalWindowSize(bytes);
     session.settings({ initialWindowSize: bytes });
   } catch {
@@ -39,6 +43,7 @@ export function raiseServerReceiveWindows(server: Server, bytes: number = FLOW_C
   }
   for (const h of servers.keys() as IterableIterator<Http2Server>) {
     if (typeof h.on !== "function") throw new Error("grpc-js internals changed: Server.http2Servers holds no HTTP/2 servers (see src/rpc/http2-window.ts)");
+    h.on("connection", (socket: Socket) => socket.setNoDelay(true));
     h.on("session", (session: ServerHttp2Session) => raise(session, bytes));
   }
 }
