@@ -1583,8 +1583,8 @@ export class DiskReplicaStore implements ReplicaStore {
     if (!Number.isSafeInteger(version.epoch) || !Number.isSafeInteger(version.lsn) || version.epoch < 0 || version.lsn < 0) {
       throw new VolumeError("INVALID_ARGUMENT", `Cannot install region ${region} of volume ${this.volumeName}: ${formatVersion(version)} is not a version`);
     }
-    // Copied now: the caller may reuse its buffer while this call waits its turn.
-    const own = Buffer.from(data);
+    // Kept, not copied (see ReplicaStore.installRegion): the overlay holds views of it until a checkpoint writes them.
+    const own = Buffer.from(data.buffer, data.byteOffset, data.byteLength);
     await this.callOrder.run(() =>
       this.guard(async () => {
         this.checkUsable();

@@ -177,7 +177,10 @@ export interface ReplicaStore {
    * newer record already written here is never overwritten by older bytes.
    * With `blocks` (a block mask), `data` holds only the blocks it names; the
    * others are left as they are (the source wrote none of them since this
-   * replica's version of the region).
+   * replica's version of the region). The store keeps `data` (views of it
+   * stand for the blocks until a checkpoint writes them), so the caller must
+   * not change it afterwards: a region received from a peer is installed
+   * without a copy.
    */
   installRegion(region: number, data: Uint8Array, version: Version, copiedAt: Lsn, blocks?: Uint8Array | null): Promise<void>;
 
