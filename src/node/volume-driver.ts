@@ -70,9 +70,11 @@ const CHECKPOINT_LOGGED_BYTES = 16 * 1024 * 1024;
  * Region bytes a resync target installs before it checkpoints them (as
  * CHECKPOINT_RECORDS for records). The regions that arrive while a
  * checkpoint writes are installed meanwhile (see DiskReplicaStore.checkpoint),
- * so up to twice this is held in memory.
+ * up to this many bytes again; those past it are acknowledged only when the
+ * checkpoint is over (back pressure on the source). So about twice this,
+ * plus the regions in flight, is held in memory.
  */
-const CHECKPOINT_INSTALLED_BYTES = 16 * 1024 * 1024;
+export const CHECKPOINT_INSTALLED_BYTES = 16 * 1024 * 1024;
 /** Regions RegionChecksums digests in one store call. */
 const REGION_CHECKSUMS_BATCH = 256;
 /** The background scrub's pace: a 1 GiB volume is read through in about 17 minutes. */
@@ -124,6 +126,8 @@ export class VolumeDriver {
   private lastScrubPassMs: number | null = null;
   private scrubCorruptBefore = 0;
   private checkpointing = false;
+  /** Settles when the checkpoint in progress ends, whether it succeeded or not (null: none runs). */
+  private checkpointEnded: Promise<void> | null = null;
   private failure: VolumeError | null = null;
   private closing = false;
   private closed = false;
@@ -408,7 +412,12 @@ export class VolumeDriver {
         const p = store.installRegion(a.region, a.data, a.version, a.copiedAt, a.blocks);
         this.installedSinceCheckpoint += a.data.length;
         this.dataBarrier = p.catch(() => undefined);
-        return this.persist(a.token, p);
+        // Back pressure: while a checkpoint writes, regions past CHECKPOINT_INSTALLED_BYTES are
+        // acknowledged (and so the source sends more) only once it is over. Without it a source
+        // faster than this disk fills this replica's memory with the whole resync.
+        const ended = this.checkpointEnded;
+        const held = ended !== null && this.installedSinceCheckpoint >= CHECKPOINT_INSTALLED_BYTES;
+        return this.persist(a.token, held ? p.then(() => ended) : p);
       }
       case "markConsistent":
         // The store checkpoints the installed regions before it says so.
@@ -712,9 +721,17 @@ export class VolumeDriver {
     this.installedSinceCheckpoint = 0;
     this.loggedSinceCheckpoint = 0;
     this.lastCheckpointMs = now;
-    this.track(this.store.checkpoint(), "checkpoint").then(
+    const run = this.track(this.store.checkpoint(), "checkpoint");
+    this.checkpointEnded = run.then(
+      () => undefined,
+      () => undefined,
+    );
+    run.then(
       () => {
         this.checkpointing = false;
+        this.checkpointEnded = null;
+        // Regions held back (see installRegion) wait for the next one: it starts now, not at the next tick.
+        if (this.installedSinceCheckpoint >= CHECKPOINT_INSTALLED_BYTES) this.maybeCheckpoint(monotonicMs());
       },
       () => undefined,
     );
