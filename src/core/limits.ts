@@ -20,6 +20,14 @@ export const limits = {
   appendBytesPerMessageMax: 1024 * 1024,
   /** Records sent to a follower but not yet acked. */
   appendRecordsInFlightMax: 4096,
+  /**
+   * Payload bytes sent to a follower but not yet acked. Each append message
+   * the transport sends holds its own copy of its records' bytes until the
+   * follower takes it: without this a follower slower than the writes (the
+   * one a 2-of-3 quorum does not wait for) kept 4096 records of up to 1 MiB
+   * queued in the primary's memory.
+   */
+  appendBytesInFlightMax: 16 * 1024 * 1024,
   /** Client requests queued at a primary before it pushes back. */
   clientRequestsQueuedMax: 4096,
   /** Blocks in one client write/read/trim request. */
@@ -66,6 +74,7 @@ assert(limits.blockSize > 0 && (limits.blockSize & (limits.blockSize - 1)) === 0
 assert(limits.appendBytesPerMessageMax >= limits.blockSize, "an append message holds at least one block");
 assert(limits.requestBlocksMax * limits.blockSize <= 4 * 1024 * 1024, "a client request fits in 4 MiB");
 assert(limits.appendRecordsInFlightMax >= limits.appendRecordsPerMessageMax, "the window holds a whole message");
+assert(limits.appendBytesInFlightMax >= limits.appendBytesPerMessageMax, "the byte window holds a whole message");
 assert(limits.heartbeatMs * 4 <= limits.leaseMs, "several heartbeats per lease");
 assert(limits.clockDriftPermille < 200, "drift margin below 20%");
 assert(limits.writeTimeoutMs > limits.leaseMs, "a write outlives a lease wait");

@@ -10,6 +10,9 @@ export class RecordLog {
   private base: Version;
   private records: LogRecord[] = [];
   private payloadBytes = 0;
+  /** Payload bytes appended since this log was made through each held record, and through the base. */
+  private ends: number[] = [];
+  private baseEnd = 0;
 
   constructor(base: Version, records: readonly LogRecord[]) {
     this.base = base;
@@ -50,6 +53,14 @@ export class RecordLog {
     return r === undefined ? null : recordVersion(r);
   }
 
+  /** Payload bytes of the held records with fromLsn <= lsn <= toLsn. */
+  bytesBetween(fromLsn: Lsn, toLsn: Lsn): number {
+    const from = Math.max(fromLsn, this.base.lsn + 1) - this.base.lsn - 1;
+    const to = Math.min(toLsn, this.head().lsn) - this.base.lsn - 1;
+    if (from > to) return 0;
+    return (this.ends[to] ?? 0) - (from === 0 ? this.baseEnd : (this.ends[from - 1] ?? 0));
+  }
+
   /** Records with fromLsn <= lsn <= toLsn that are held, in order. */
   slice(fromLsn: Lsn, toLsn: Lsn): LogRecord[] {
     const from = Math.max(fromLsn, this.base.lsn + 1) - this.base.lsn - 1;
@@ -64,6 +75,7 @@ export class RecordLog {
       assert(r.epoch >= head.epoch, `Log append of epoch ${r.epoch} after epoch ${head.epoch}`);
       this.records.push(r);
       this.payloadBytes += r.data?.length ?? 0;
+      this.ends.push((this.ends[this.ends.length - 1] ?? this.baseEnd) + (r.data?.length ?? 0));
     }
   }
 
@@ -71,6 +83,7 @@ export class RecordLog {
   truncateAfter(lsn: Lsn): LogRecord[] {
     assert(lsn >= this.base.lsn, `Log truncation to ${lsn} below its base ${this.base.lsn}`);
     const dropped = this.records.splice(lsn - this.base.lsn);
+    this.ends.splice(lsn - this.base.lsn);
     for (const r of dropped) this.payloadBytes -= r.data?.length ?? 0;
     return dropped;
   }
@@ -79,6 +92,7 @@ export class RecordLog {
   reset(snapshot: Version): void {
     this.records = [];
     this.payloadBytes = 0;
+    this.ends = [];
     this.base = snapshot;
   }
 
@@ -87,6 +101,8 @@ export class RecordLog {
     if (lsn <= this.base.lsn) return [];
     const n = Math.min(lsn - this.base.lsn, this.records.length);
     const dropped = this.records.splice(0, n);
+    const ends = this.ends.splice(0, n);
+    this.baseEnd = ends[ends.length - 1] ?? this.baseEnd;
     const last = dropped[dropped.length - 1];
     if (last !== undefined) this.base = recordVersion(last);
     for (const r of dropped) this.payloadBytes -= r.data?.length ?? 0;

@@ -145,6 +145,7 @@ export interface ReplicaCoreOptions {
   readonly resyncRegionIntervalTicks?: number;
   readonly appendRecordsPerMessageMax?: number;
   readonly appendRecordsInFlightMax?: number;
+  readonly appendBytesInFlightMax?: number;
   readonly testOnlyPlantedBugs?: TestOnlyPlantedBugs;
 }
 
@@ -457,6 +458,7 @@ export class ReplicaCore {
   private repairsFailed = 0;
   private readonly recordsPerMessageMax: number;
   private readonly recordsInFlightMax: number;
+  private readonly bytesInFlightMax: number;
 
   private now: number;
   private readonly out: CoreAction[] = [];
@@ -538,6 +540,7 @@ export class ReplicaCore {
     this.resyncRegionIntervalTicks = options.resyncRegionIntervalTicks ?? 0;
     this.recordsPerMessageMax = options.appendRecordsPerMessageMax ?? limits.appendRecordsPerMessageMax;
     this.recordsInFlightMax = options.appendRecordsInFlightMax ?? limits.appendRecordsInFlightMax;
+    this.bytesInFlightMax = options.appendBytesInFlightMax ?? limits.appendBytesInFlightMax;
     assert(new Set(options.config.replicas).size === options.config.replicas.length, "Replicas are on distinct nodes");
 
     this.now = recovered.now;
@@ -2211,7 +2214,8 @@ export class ReplicaCore {
     if (f.resync !== null && f.resync.phase === "begin") return;
     const head = this.log.head().lsn;
     let sent = false;
-    while (f.nextLsn <= head && f.nextLsn - f.matchLsn - 1 < this.recordsInFlightMax) {
+    // Bounded in records and in bytes (a message may take the bytes past the bound by less than one message).
+    while (f.nextLsn <= head && f.nextLsn - f.matchLsn - 1 < this.recordsInFlightMax && this.log.bytesBetween(asLsn(f.matchLsn + 1), asLsn(f.nextLsn - 1)) < this.bytesInFlightMax) {
       const prev = this.log.versionAt(asLsn(f.nextLsn - 1));
       if (prev === null) return this.beginResync(p, f);
       const window = this.log.slice(f.nextLsn, asLsn(Math.min(head, f.nextLsn + this.recordsPerMessageMax - 1)));

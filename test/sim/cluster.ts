@@ -307,6 +307,8 @@ export class SimCluster {
         logRetainedBytesMax: 1 << 20,
         appendRecordsPerMessageMax: 4,
         appendRecordsInFlightMax: 16,
+        // Binds before the record window does (records of one to a few 8-byte blocks).
+        appendBytesInFlightMax: 64,
         regionsInFlightMax: 1,
         resyncRegionIntervalTicks: this.resyncRegionIntervalTicks,
         testOnlyPlantedBugs: this.cfg.bugs,

@@ -7,7 +7,7 @@
  */
 import { expect } from "vitest";
 import type { CoreAction, CoreEvent } from "../../src/core/messages.js";
-import { ReplicaCore } from "../../src/core/replica.js";
+import { ReplicaCore, type ReplicaCoreOptions } from "../../src/core/replica.js";
 import { asClientId, asEpoch, asNodeId, asTicks, asLsn, VERSION_ZERO, type ClientId, type NodeId } from "../../src/core/types.js";
 
 export type AnyResult = Extract<CoreAction, { type: "reply" }>["result"];
@@ -25,13 +25,13 @@ export class Net {
   /** Every action of every core, in order. */
   readonly actions: { at: NodeId; a: CoreAction }[] = [];
 
-  /** `logRetainedRecordsMax`: how many applied records each core keeps for catch-up. */
-  constructor(logRetainedRecordsMax?: number) {
+  /** `logRetainedRecordsMax`: how many applied records each core keeps for catch-up; `options`: more of every core's options. */
+  constructor(logRetainedRecordsMax?: number, options: Partial<ReplicaCoreOptions> = {}) {
     for (const id of ids) {
       this.cores.set(
         id,
         new ReplicaCore(
-          { nodeId: id, config, regionBlocks: 4, ...(logRetainedRecordsMax === undefined ? {} : { logRetainedRecordsMax }) },
+          { ...options, nodeId: id, config, regionBlocks: 4, ...(logRetainedRecordsMax === undefined ? {} : { logRetainedRecordsMax }) },
           { promisedEpoch: asEpoch(0), commitLsn: asLsn(0), consistent: true, consistentThrough: null, unsurePastHead: false, sessions: [], logBase: VERSION_ZERO, records: [], appliedLsn: asLsn(0), regionVersions: [VERSION_ZERO, VERSION_ZERO], now: asTicks(0) },
         ),
       );
@@ -87,8 +87,8 @@ export class Net {
 }
 
 /** n1 the active primary of client "app", epoch 1. */
-export function activePrimary(logRetainedRecordsMax?: number): Net {
-  const net = new Net(logRetainedRecordsMax);
+export function activePrimary(logRetainedRecordsMax?: number, options: Partial<ReplicaCoreOptions> = {}): Net {
+  const net = new Net(logRetainedRecordsMax, options);
   expect(net.mount(ids[0] as NodeId, 1, asClientId("app"))).toMatchObject({ ok: true, epoch: 1 });
   net.tick(50);
   return net;
