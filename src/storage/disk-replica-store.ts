@@ -1893,6 +1893,10 @@ export class DiskReplicaStore implements ReplicaStore {
     return this.cutReason;
   }
 
+  heldBlocks(): number {
+    return this.overlay.size + (this.frozenOverlay?.size ?? 0);
+  }
+
   stats(): ReplicaStoreStats {
     return {
       logSyncs: this.logSyncs,

@@ -190,6 +190,13 @@ export interface ReplicaStore {
    */
   checkpoint(): Promise<void>;
 
+  /**
+   * Blocks whose bytes this store holds in memory until a checkpoint has
+   * written them: applied or installed since the last checkpoint began, and
+   * those a checkpoint is writing now.
+   */
+  heldBlocks(): number;
+
   stats(): ReplicaStoreStats;
 
   /** Syncs, releases the data-directory lock, closes files. */

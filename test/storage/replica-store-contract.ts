@@ -175,8 +175,11 @@ export function runReplicaStoreContract(name: string, factory: StoreFactory): vo
       expect(Buffer.from(await store.readBlocks(12, 1))).toEqual(blockBytes(5, 12));
       await expectCode(store.readBlocks(60, 5), "OUT_OF_RANGE");
       await expectCode(store.readBlocks(0, 0), "INVALID_ARGUMENT");
+      // Blocks 10..13 are held in memory until a checkpoint writes them.
+      expect(store.heldBlocks()).toBe(4);
       // The same after a checkpoint, now from the block data on disk.
       await store.checkpoint();
+      expect(store.heldBlocks()).toBe(0);
       expect(Buffer.from(await store.readBlocks(9, 6))).toEqual(Buffer.concat([zeros(1), blockBytes(1, 10), zeros(1), blockBytes(5, 12), zeros(2)]));
       expect(store.stats().checksumMismatches).toBe(0);
     });

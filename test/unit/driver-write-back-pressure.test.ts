@@ -1,0 +1,103 @@
+/**
+ * A primary whose disk falls behind pushes back on its clients: while a
+ * checkpoint under way has not written the 32 MiB of block data the
+ * primary holds (HELD_BLOCK_BYTES_MAX), the next client write is not handed
+ * to the core; it goes, in its order, once the checkpoint is over. Without
+ * it the blocks held in memory grew with every write a slow data file had
+ * not yet taken. Three VolumeDrivers on memory stores in this process; the
+ * primary's checkpoints wait for the test's word.
+ */
+import pino from "pino";
+import { afterEach, describe, expect, it } from "vitest";
+import type { PeerMessage } from "../../src/core/messages.js";
+import { asBlock, asClientId, asNodeId, type NodeId } from "../../src/core/types.js";
+import { VolumeDriver } from "../../src/node/volume-driver.js";
+import { createMemoryReplicaStore } from "../../src/storage/memory-replica-store.js";
+import type { ReplicaStore } from "../../src/storage/replica-store.js";
+import { BLOCK_SIZE, volumeConfig } from "../storage/fixtures.js";
+
+const drivers = new Map<NodeId, VolumeDriver>();
+const releases: (() => void)[] = [];
+
+afterEach(async () => {
+  for (const r of releases.splice(0)) r();
+  for (const d of drivers.values()) await d.close().catch(() => undefined);
+  drivers.clear();
+});
+
+/** The store, its checkpoints held until the test releases them; how many began. */
+function holdingCheckpoints(store: ReplicaStore): { store: ReplicaStore; began: () => number } {
+  let began = 0;
+  const held = new Proxy(store, {
+    get(target, key, receiver): unknown {
+      if (key === "checkpoint") {
+        return async (): Promise<void> => {
+          began++;
+          await new Promise<void>((resolve) => releases.push(resolve));
+          await target.checkpoint();
+        };
+      }
+      const v: unknown = Reflect.get(target, key, receiver);
+      return typeof v === "function" ? (v as (...args: unknown[]) => unknown).bind(target) : v;
+    },
+  });
+  return { store: held, began: () => began };
+}
+
+async function until(what: string, probe: () => boolean, ms = 10_000): Promise<void> {
+  const t0 = Date.now();
+  while (!probe()) {
+    if (Date.now() - t0 > ms) throw new Error(`${what}: not within ${ms} ms`);
+    await new Promise((r) => setTimeout(r, 5));
+  }
+}
+
+describe("VolumeDriver as a primary whose checkpoint falls behind", () => {
+  it("hands no more client writes to the core until the checkpoint under way is over, and keeps their order", async () => {
+    const WRITE_BLOCKS = 1024; // 4 MiB, the largest request
+    const config = volumeConfig("held", 16 * WRITE_BLOCKS);
+    let primaryCheckpoints = (): number => 0;
+    let primaryHeld = (): number => 0;
+    for (const id of config.replicas) {
+      const { store: plain } = await createMemoryReplicaStore(config);
+      let store: ReplicaStore = plain;
+      if (id === asNodeId("n1")) {
+        const h = holdingCheckpoints(plain);
+        store = h.store;
+        primaryCheckpoints = h.began;
+        primaryHeld = () => plain.heldBlocks();
+      }
+      const peers = {
+        send(to: NodeId, _volume: string, msg: PeerMessage): void {
+          queueMicrotask(() => drivers.get(to)?.deliver(id, msg));
+        },
+      };
+      drivers.set(id, await VolumeDriver.open(store, { nodeId: id, peers, logger: pino({ level: "silent" }), onInvariantBroken: (err) => { throw err; } }));
+    }
+    const primary = drivers.get(asNodeId("n1"));
+    if (primary === undefined) throw new Error("no n1");
+    const client = asClientId("c-held");
+    expect((await primary.mount(client, false)).ok).toBe(true);
+    let seq = 0;
+    const write = (i: number): ReturnType<VolumeDriver["write"]> =>
+      primary.write({ type: "write", clientId: client, clientSeq: ++seq, kind: "write", block: asBlock(i * WRITE_BLOCKS), blockCount: WRITE_BLOCKS, data: Buffer.alloc(WRITE_BLOCKS * BLOCK_SIZE, i + 1) });
+
+    // 36 MiB written and acknowledged; the primary's first checkpoint (begun at 16 MiB logged) is held.
+    for (let i = 0; i < 9; i++) expect((await write(i)).ok).toBe(true);
+    await until("the primary began a checkpoint", () => primaryCheckpoints() === 1);
+    await until("the primary applied every write", () => primaryHeld() === 9 * WRITE_BLOCKS);
+    // The next two writes wait: the primary holds more than 32 MiB that no checkpoint has written.
+    const answered: number[] = [];
+    const tenth = write(9).then((r) => (answered.push(9), r));
+    const eleventh = write(10).then((r) => (answered.push(10), r));
+    await new Promise((r) => setTimeout(r, 300));
+    expect(answered).toEqual([]);
+    // The checkpoint ends: both go, in their order.
+    releases.shift()?.();
+    expect((await tenth).ok).toBe(true);
+    expect((await eleventh).ok).toBe(true);
+    expect(answered).toEqual([9, 10]);
+    const r = await primary.read(asBlock(10 * WRITE_BLOCKS), 1);
+    expect(r.ok && Buffer.from(r.data).every((b) => b === 11)).toBe(true);
+  }, 60_000);
+});
