@@ -6,7 +6,12 @@
  * committed: whatever is queued while one fdatasync runs goes in the next,
  * started on the next turn of the event loop).
  *
- *   npm run bench [-- --json] [--seconds 5] [--ramp 2] [--workloads randwrite-4k-qd1,...]
+ *   npm run bench [-- --json] [--seconds 5] [--ramp 2] [--workloads randwrite-4k-qd1,...] [--tsx]
+ *
+ * The nodes run the compiled JavaScript of dist/ (`npm run bench` builds
+ * first), as an installed replivol does; with --tsx they run src/ through
+ * tsx, as the tests and npm start do (about 30 MiB more per node: tsx's
+ * loader thread).
  *
  * Each workload first runs unmeasured for --ramp seconds (as fio's
  * ramp_time), on both targets alike: the JIT compiles the hot paths of
@@ -68,6 +73,8 @@ const json = process.argv.includes("--json");
 const seconds = Number(arg("--seconds") ?? "5");
 if (!(seconds > 0 && seconds <= 120)) throw new Error("--seconds takes a number from 0 to 120");
 const withResync = !process.argv.includes("--no-resync");
+// The harness starts each volnode from dist/ with this set (see volnodeCommand).
+if (!process.argv.includes("--tsx")) process.env["REPLIVOL_VOLNODE_BUILT"] = "1";
 const rampSeconds = Number(arg("--ramp") ?? "2");
 if (!(rampSeconds >= 0 && rampSeconds <= 60)) throw new Error("--ramp takes a number from 0 to 60");
 const selected = arg("--workloads")?.split(",") ?? WORKLOADS.map((w) => w.name);

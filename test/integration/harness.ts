@@ -11,7 +11,7 @@
  */
 import { Client, credentials, Metadata, type ServiceError } from "@grpc/grpc-js";
 import { spawn, type ChildProcess } from "node:child_process";
-import { readFileSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { createServer, type Server } from "node:net";
 import { tmpdir } from "node:os";
@@ -180,7 +180,20 @@ export function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise
 /** Extra Node.js flags for every volnode (for example `--cpu-prof --cpu-prof-dir=/tmp/prof`), space-separated. */
 const VOLNODE_NODE_FLAGS = (process.env["REPLIVOL_VOLNODE_NODE_FLAGS"] ?? "").split(" ").filter((f) => f !== "");
 
+/** The compiled volnode (npm run build), which REPLIVOL_VOLNODE_BUILT=1 runs instead of src/ through tsx. */
+const VOLNODE_BUILT = path.join(ROOT, "dist/src/node/volnode.js");
+
+/**
+ * How to start a volnode: from src/ through tsx (as the tests and npm start
+ * do), or, with REPLIVOL_VOLNODE_BUILT=1, the compiled JavaScript of dist/
+ * as an installed replivol runs it (the cluster benchmark: tsx's loader
+ * thread alone adds about 30 MiB to each node's resident memory).
+ */
 export function volnodeCommand(args: readonly string[]): { command: string; args: string[] } {
+  if (process.env["REPLIVOL_VOLNODE_BUILT"] === "1") {
+    if (!existsSync(VOLNODE_BUILT)) throw new Error(`REPLIVOL_VOLNODE_BUILT=1 but ${VOLNODE_BUILT} is missing: run npm run build first`);
+    return { command: process.execPath, args: [...VOLNODE_NODE_FLAGS, VOLNODE_BUILT, ...args] };
+  }
   return { command: process.execPath, args: [...VOLNODE_NODE_FLAGS, "--import", "tsx", VOLNODE, ...args] };
 }
 
