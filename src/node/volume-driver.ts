@@ -71,20 +71,35 @@ const CHECKPOINT_LOGGED_BYTES = 16 * 1024 * 1024;
  * CHECKPOINT_RECORDS for records). The regions that arrive while a
  * checkpoint writes are installed meanwhile (see DiskReplicaStore.checkpoint),
  * up to this many bytes again; those past it are acknowledged only when the
- * checkpoint is over (back pressure on the source). So about twice this,
- * plus the regions in flight, is held in memory.
+ * checkpoint is over or INSTALL_HOLD_MS_MAX has passed (back pressure on
+ * the source). So about twice this, plus what arrives while a checkpoint
+ * takes longer than that, is held in memory.
  */
 export const CHECKPOINT_INSTALLED_BYTES = 16 * 1024 * 1024;
 /**
- * Block data a replica holds in memory, applied or installed but not yet
- * written by a checkpoint, past which it pushes back while a checkpoint
- * writes: a primary hands no more client writes to the core, and every
- * replica acknowledges the records it appends (and so applies them) only
- * once that checkpoint is over. Without it a disk slower than the writes
- * (the data file's, behind the log's) let the held blocks grow without
- * bound: 240 MiB after six seconds of 1 MiB writes.
+ * Block data a primary holds in memory, applied but not yet written by a
+ * checkpoint, past which it pushes back on its clients while a checkpoint
+ * writes: it hands no more client writes to the core (they wait, in order
+ * with every request behind them) until that checkpoint is over, or for at
+ * most ADMISSION_WAIT_MS_MAX each. Without it a data file slower than the
+ * writes (behind the log) let the held blocks grow without bound: 240 MiB
+ * after six seconds of 1 MiB writes.
  */
 const HELD_BLOCK_BYTES_MAX = 32 * 1024 * 1024;
+/**
+ * Longest a client write waits to be handed to the core. The core's write
+ * timeout (limits.writeTimeoutMs) starts when it is handed over, and the
+ * client gives a reply 2 s more than that before it fails over.
+ */
+const ADMISSION_WAIT_MS_MAX = 1000;
+/**
+ * Longest a resync target holds a region's acknowledgement for its
+ * checkpoint (see installRegion). Durable completions reach the core in
+ * order, so this holds its append acknowledgements (and the lease they
+ * renew) too: it stays under the primary's resend interval (2 ×
+ * limits.heartbeatMs), after which the primary sends the appends again.
+ */
+const INSTALL_HOLD_MS_MAX = 400;
 /** Regions RegionChecksums digests in one store call. */
 const REGION_CHECKSUMS_BATCH = 256;
 /** The background scrub's pace: a 1 GiB volume is read through in about 17 minutes. */
@@ -138,8 +153,8 @@ export class VolumeDriver {
   private checkpointing = false;
   /** Settles when the checkpoint in progress ends, whether it succeeded or not (null: none runs). */
   private checkpointEnded: Promise<void> | null = null;
-  /** Client writes not yet handed to the core, in arrival order (see admitWrites). */
-  private readonly admissions: { readonly req: ClientRequest; readonly resolve: (r: AnyResult) => void }[] = [];
+  /** Client requests not yet handed to the core, in arrival order (see admitRequests). */
+  private readonly admissions: { readonly req: ClientRequest; readonly resolve: (r: AnyResult) => void; readonly atMs: number }[] = [];
   private admitting = false;
   private failure: VolumeError | null = null;
   private closing = false;
@@ -226,9 +241,10 @@ export class VolumeDriver {
     if (this.failure !== null) return Promise.resolve(this.failed());
     if (this.closing) return Promise.resolve(this.shuttingDown());
     return new Promise<AnyResult>((resolve) => {
-      if (req.type === "write" && (this.admissions.length > 0 || this.backlog() !== null)) {
-        this.admissions.push({ req, resolve });
-        this.admitWrites();
+      // Behind a queued write, every request waits its turn: a read (a partial write's edge read too) must see the writes before it.
+      if (this.admissions.length > 0 || (req.type === "write" && this.backlog() !== null)) {
+        this.admissions.push({ req, resolve, atMs: monotonicMs() });
+        this.admitRequests();
         return;
       }
       this.hand(req, resolve);
@@ -254,8 +270,12 @@ export class VolumeDriver {
     return ended !== null && this.store.heldBlocks() * this.config.blockSize >= HELD_BLOCK_BYTES_MAX ? ended : null;
   }
 
-  /** Hands the queued client writes to the core in their order, each once this replica has no backlog. */
-  private admitWrites(): void {
+  /**
+   * Hands the queued client requests to the core in their order: a write
+   * once this replica has no backlog or has waited ADMISSION_WAIT_MS_MAX,
+   * any other request as soon as those before it have gone.
+   */
+  private admitRequests(): void {
     if (this.admitting) return;
     this.admitting = true;
     const next = (): void => {
@@ -265,9 +285,10 @@ export class VolumeDriver {
         if (this.failure !== null) first.resolve(this.failed());
         else if (this.closing) first.resolve(this.shuttingDown());
         else {
-          const wait = this.backlog();
-          if (wait !== null) {
-            void wait.then(next);
+          const wait = first.req.type === "write" ? this.backlog() : null;
+          const left = first.atMs + ADMISSION_WAIT_MS_MAX - monotonicMs();
+          if (wait !== null && left > 0) {
+            void withinMs(wait, left).then(next);
             return;
           }
           this.hand(first.req, first.resolve);
@@ -455,13 +476,9 @@ export class VolumeDriver {
         return;
       case "persistSuperblock":
         return this.persist(a.token, store.writeSuperblock(a.patch));
-      case "appendLog": {
+      case "appendLog":
         for (const r of a.records) this.loggedSinceCheckpoint += r.data?.length ?? 0;
-        const p = store.appendLog(a.records);
-        // Back pressure (HELD_BLOCK_BYTES_MAX): the core applies only records it knows durable.
-        const wait = this.backlog();
-        return this.persist(a.token, wait === null ? p : p.then(() => wait));
-      }
+        return this.persist(a.token, store.appendLog(a.records));
       case "truncateLog":
         return this.persist(a.token, store.truncateLogAfter(a.afterLsn));
       case "resetLogForResync": {
@@ -475,11 +492,11 @@ export class VolumeDriver {
         this.installedSinceCheckpoint += a.data.length;
         this.dataBarrier = p.catch(() => undefined);
         // Back pressure: while a checkpoint writes, regions past CHECKPOINT_INSTALLED_BYTES are
-        // acknowledged (and so the source sends more) only once it is over. Without it a source
-        // faster than this disk fills this replica's memory with the whole resync.
+        // acknowledged (and so the source sends more) only once it is over, or INSTALL_HOLD_MS_MAX
+        // later. Without it a source faster than this disk fills this replica's memory with the whole resync.
         const ended = this.checkpointEnded;
         const held = ended !== null && this.installedSinceCheckpoint >= CHECKPOINT_INSTALLED_BYTES;
-        return this.persist(a.token, held ? p.then(() => ended) : p);
+        return this.persist(a.token, held ? p.then(() => withinMs(ended, INSTALL_HOLD_MS_MAX)) : p);
       }
       case "markConsistent":
         // The store checkpoints the installed regions before it says so.
@@ -605,6 +622,7 @@ export class VolumeDriver {
     clearInterval(this.timer);
     for (const resolve of this.waiting.values()) resolve(this.failed());
     this.waiting.clear();
+    for (const q of this.admissions.splice(0)) q.resolve(this.failed());
   }
 
   private failed(): RequestFailure {
@@ -769,7 +787,7 @@ export class VolumeDriver {
   }
 
   private maybeCheckpoint(now: number): void {
-    if (this.checkpointing || this.closing) return;
+    if (this.checkpointing || this.closing || this.failure !== null) return;
     // Installed regions count too: a resync of an idle volume applies no record, and would
     // otherwise hold every region it copies in memory until the end.
     const due =
@@ -824,9 +842,29 @@ export class VolumeDriver {
       resolve({ ok: false, code: "NO_QUORUM", message: `Node ${this.opts.nodeId} stopped serving ${this.name}: the outcome is unknown` });
     }
     this.waiting.clear();
+    // Never handed to the core: not written.
+    for (const q of this.admissions.splice(0)) q.resolve(this.shuttingDown());
     while (this.storeCalls.size > 0) await Promise.allSettled([...this.storeCalls]);
     await this.store.close();
   }
+}
+
+/** Settles when `p` does or after `ms`, whichever comes first (never rejects). */
+function withinMs(p: Promise<void>, ms: number): Promise<void> {
+  return new Promise<void>((resolve) => {
+    const timer = setTimeout(resolve, ms);
+    timer.unref();
+    void p.then(
+      () => {
+        clearTimeout(timer);
+        resolve();
+      },
+      () => {
+        clearTimeout(timer);
+        resolve();
+      },
+    );
+  });
 }
 
 /** An append larger than a message should carry goes as several appends of the same epoch, each following the one before. */
