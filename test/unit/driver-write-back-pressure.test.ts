@@ -17,6 +17,7 @@ import { VolumeDriver } from "../../src/node/volume-driver.js";
 import { createMemoryReplicaStore } from "../../src/storage/memory-replica-store.js";
 import type { ReplicaStore } from "../../src/storage/replica-store.js";
 import { BLOCK_SIZE, volumeConfig } from "../storage/fixtures.js";
+import { holdingCheckpoints } from "./held-checkpoints.js";
 
 const drivers = new Map<NodeId, VolumeDriver>();
 const releases: (() => void)[] = [];
@@ -26,25 +27,6 @@ afterEach(async () => {
   for (const d of drivers.values()) await d.close().catch(() => undefined);
   drivers.clear();
 });
-
-/** The store, its checkpoints held until the test releases them; how many began. */
-function holdingCheckpoints(store: ReplicaStore): { store: ReplicaStore; began: () => number } {
-  let began = 0;
-  const held = new Proxy(store, {
-    get(target, key, receiver): unknown {
-      if (key === "checkpoint") {
-        return async (): Promise<void> => {
-          began++;
-          await new Promise<void>((resolve) => releases.push(resolve));
-          await target.checkpoint();
-        };
-      }
-      const v: unknown = Reflect.get(target, key, receiver);
-      return typeof v === "function" ? (v as (...args: unknown[]) => unknown).bind(target) : v;
-    },
-  });
-  return { store: held, began: () => began };
-}
 
 async function until(what: string, probe: () => boolean, ms = 10_000): Promise<void> {
   const t0 = Date.now();
@@ -65,7 +47,7 @@ async function heldPrimary(): Promise<{ primary: VolumeDriver; write: (i: number
     const { store: plain } = await createMemoryReplicaStore(config);
     let store: ReplicaStore = plain;
     if (id === asNodeId("n1")) {
-      const h = holdingCheckpoints(plain);
+      const h = holdingCheckpoints(plain, releases);
       store = h.store;
       checkpoints = h.began;
       held = () => plain.heldBlocks();
