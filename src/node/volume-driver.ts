@@ -150,8 +150,11 @@ export class VolumeDriver {
   private scrubPasses = 0;
   private lastScrubPassMs: number | null = null;
   private scrubCorruptBefore = 0;
-  private checkpointing = false;
-  /** Settles when the checkpoint in progress ends, whether it succeeded or not (null: none runs). */
+  /**
+   * Settles when the checkpoint in progress ends, whether it succeeded or
+   * not; null while none runs (a failed one leaves it set: the replica is
+   * then out of service and starts no other).
+   */
   private checkpointEnded: Promise<void> | null = null;
   /** Client requests not yet handed to the core, in arrival order (see admitRequests). */
   private readonly admissions: { readonly req: ClientRequest; readonly resolve: (r: AnyResult) => void; readonly atMs: number }[] = [];
@@ -787,7 +790,7 @@ export class VolumeDriver {
   }
 
   private maybeCheckpoint(now: number): void {
-    if (this.checkpointing || this.closing || this.failure !== null) return;
+    if (this.checkpointEnded !== null || this.closing || this.failure !== null) return;
     // Installed regions count too: a resync of an idle volume applies no record, and would
     // otherwise hold every region it copies in memory until the end.
     const due =
@@ -796,7 +799,6 @@ export class VolumeDriver {
       (this.appliedSinceCheckpoint > 0 && this.loggedSinceCheckpoint >= CHECKPOINT_LOGGED_BYTES) ||
       (this.appliedSinceCheckpoint + this.installedSinceCheckpoint > 0 && now - this.lastCheckpointMs >= CHECKPOINT_INTERVAL_MS);
     if (!due) return;
-    this.checkpointing = true;
     this.appliedSinceCheckpoint = 0;
     this.installedSinceCheckpoint = 0;
     this.loggedSinceCheckpoint = 0;
@@ -808,7 +810,6 @@ export class VolumeDriver {
     );
     run.then(
       () => {
-        this.checkpointing = false;
         this.checkpointEnded = null;
         // What is held back (see backlog, installRegion) waits for the next one: it starts now if due, not at the next tick.
         this.maybeCheckpoint(monotonicMs());
@@ -854,16 +855,11 @@ function withinMs(p: Promise<void>, ms: number): Promise<void> {
   return new Promise<void>((resolve) => {
     const timer = setTimeout(resolve, ms);
     timer.unref();
-    void p.then(
-      () => {
-        clearTimeout(timer);
-        resolve();
-      },
-      () => {
-        clearTimeout(timer);
-        resolve();
-      },
-    );
+    const done = (): void => {
+      clearTimeout(timer);
+      resolve();
+    };
+    void p.then(done, done);
   });
 }
 
