@@ -118,6 +118,8 @@ export interface TestOnlyPlantedBugs {
   readonly repairNoOverlay?: boolean;
   /** The scrub across replicas compares region versions only, not content digests. */
   readonly scrubVersionsOnly?: boolean;
+  /** A mount without takeover ends another client's mount in progress on the node it asks to promise. */
+  readonly preemptMountInProgress?: boolean;
 }
 
 export const PLANTED_BUG_NAMES = {
@@ -130,6 +132,7 @@ export const PLANTED_BUG_NAMES = {
   "resync-mark-early": "resyncMarkEarly",
   "repair-no-overlay": "repairNoOverlay",
   "scrub-versions-only": "scrubVersionsOnly",
+  "preempt-mount-in-progress": "preemptMountInProgress",
 } as const satisfies Record<string, keyof TestOnlyPlantedBugs>;
 
 export interface ReplicaCoreOptions {
@@ -1488,6 +1491,10 @@ export class ReplicaCore {
     if (isReservedClient(m.clientId) && this.primary !== null && this.primary.phase !== "active" && !isReservedClient(this.primary.clientId)) return refuse("busy");
     // This node may itself be the live primary: its own lease counts too.
     if (!m.takeover && this.holdsLiveMountOfAnother(m.clientId)) return refuse("busy");
+    // Nor does a mount without takeover end another client's mount in
+    // progress here (rule 3): a client fenced by a takeover under way would
+    // otherwise end it by failing over, again and again (a tug of war).
+    if (!m.takeover && this.holdsMountInProgressOfAnother(m.clientId) && !this.bugs.preemptMountInProgress) return refuse("busy");
     this.grantSinceOlder = this.released || this.lastPrimaryAnswerTick === null ? null : this.now - this.lastPrimaryAnswerTick;
     this.adoptEpoch(m.epoch, from, m.clientId);
     const epoch = m.epoch;
@@ -1845,6 +1852,12 @@ export class ReplicaCore {
   }
 
   /** Whether this node is the active primary of another client's mount, under a valid lease. */
+  /** This node coordinates a mount not yet active of another client (not a node's own mount). */
+  private holdsMountInProgressOfAnother(clientId: ClientId): boolean {
+    const p = this.primary;
+    return p !== null && p.phase !== "active" && p.clientId !== clientId && !isReservedClient(p.clientId);
+  }
+
   private holdsLiveMountOfAnother(clientId: ClientId): boolean {
     const p = this.primary;
     return p !== null && p.phase === "active" && p.clientId !== clientId && !isReservedClient(p.clientId) && this.leaseValid(p);

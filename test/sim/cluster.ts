@@ -7,7 +7,7 @@
 import { assert } from "../../src/core/assert.js";
 import type { ErrorCode } from "../../src/core/errors.js";
 import type { ClientRequest, CoreAction, CoreEvent, PeerMessage, RequestId } from "../../src/core/messages.js";
-import { ReplicaCore, type CoreTiming, type TestOnlyPlantedBugs } from "../../src/core/replica.js";
+import { isReservedClient, ReplicaCore, type CoreTiming, type TestOnlyPlantedBugs } from "../../src/core/replica.js";
 import { asBlock, asClientId, asNodeId, asTicks, type LogRecord, type NodeId, type VolumeConfig } from "../../src/core/types.js";
 import { SimDisk } from "./disk.js";
 import type { History, HistoryOp } from "./history.js";
@@ -571,8 +571,25 @@ export class SimCluster {
       const n = this.nodes.get(to);
       if (n === undefined || n.core === null) return;
       if (this.cfg.trace && msg.type !== "append" && msg.type !== "appendReply") this.trace(`${from}->${to} ${describe(msg)}`);
+      const inProgress = msg.type === "promise" && !msg.takeover ? this.mountInProgressOfAnother(n, msg.clientId) : null;
       this.step(n, { type: "message", from, msg });
+      if (inProgress !== null && n.core?.status().primary?.epoch !== inProgress.epoch) {
+        // Rule 3: only a takeover displaces another client's mount. A fenced
+        // client's own failover that ended its successor's mount in progress
+        // was a tug of war (the fault benchmark's primary-cut-from-client).
+        this.history.violations.push({
+          promise: "takeover",
+          detail: `${to}: a mount without takeover (client ${msg.type === "promise" ? msg.clientId : "?"}) ended the mount in progress of client ${inProgress.clientId}, epoch ${inProgress.epoch}`,
+        });
+      }
     });
+  }
+
+  /** `n`'s own mount in progress (not yet active) of a client other than `clientId`, not a reserved one. */
+  private mountInProgressOfAnother(n: SimNode, clientId: string): { epoch: number; clientId: string } | null {
+    const p = n.core?.status().primary ?? null;
+    if (p === null || p.phase === "active" || p.clientId === clientId || isReservedClient(p.clientId)) return null;
+    return { epoch: p.epoch, clientId: p.clientId };
   }
 
   private sendRequest(c: SimClient, to: NodeId, reqId: RequestId, req: ClientRequest): void {
