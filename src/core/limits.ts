@@ -35,7 +35,7 @@ export const limits = {
 
   /** Log records kept after they are applied, for catch-up of peers. */
   logRetainedRecordsMax: 65536,
-  logRetainedBytesMax: 64 * 1024 * 1024,
+  logRetainedBytesMax: 16 * 1024 * 1024,
 
   /** A lease is valid this long after the send time of the heartbeat a majority acked. */
   leaseMs: 3000,
