@@ -661,6 +661,12 @@ export class ReplicaCore {
     return this.primary?.phase === "active";
   }
 
+  /** The mount this node coordinates if it is active: checked on every client request, so it builds nothing (status() walks every region). */
+  activeMount(): { readonly epoch: Epoch; readonly clientId: ClientId } | null {
+    const p = this.primary;
+    return p === null || p.phase !== "active" ? null : p;
+  }
+
   /**
    * For read-only mounts served by this replica: whether its blocks are a
    * state of the volume (consistent), and how long ago (in ticks) it last

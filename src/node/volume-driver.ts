@@ -365,8 +365,8 @@ export class VolumeDriver {
   }
 
   activeMount(): { epoch: Epoch; clientId: ClientId } | null {
-    if (this.failure !== null || !this.core.isActivePrimary()) return null;
-    const p = this.core.status().primary;
+    if (this.failure !== null) return null;
+    const p = this.core.activeMount();
     return p === null ? null : { epoch: p.epoch, clientId: p.clientId };
   }
 
