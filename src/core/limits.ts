@@ -33,7 +33,13 @@ export const limits = {
   /** Blocks in one client write/read/trim request. */
   requestBlocksMax: 1024,
 
-  /** Log records kept after they are applied, for catch-up of peers. */
+  /**
+   * Log records kept after they are applied, for catch-up of peers. Every
+   * replica holds them in memory (a primary up to twice as many while a
+   * follower needs them): at 64 MiB they were most of a node's resident
+   * memory. A replica further behind comes back by region resync, which
+   * copies only the blocks written since its version.
+   */
   logRetainedRecordsMax: 65536,
   logRetainedBytesMax: 16 * 1024 * 1024,
 
