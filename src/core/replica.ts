@@ -118,7 +118,7 @@ export interface TestOnlyPlantedBugs {
   readonly repairNoOverlay?: boolean;
   /** The scrub across replicas compares region versions only, not content digests. */
   readonly scrubVersionsOnly?: boolean;
-  /** A mount without takeover ends another client's mount in progress on the node it asks to promise. */
+  /** A mount without takeover ends another client's takeover in progress on the node it asks to promise. */
   readonly preemptMountInProgress?: boolean;
 }
 
@@ -495,6 +495,12 @@ export class ReplicaCore {
   /** The client whose mount's primary this replica last answered (null: unknown). */
   private leaseClientId: ClientId | null = null;
   private released = false;
+  /**
+   * The last takeover of a client's mount this replica promised, and when:
+   * until that mount's start reaches it, the lease it knows is the fenced
+   * client's, so the epoch alone says a takeover is under way.
+   */
+  private takeoverPromised: { readonly epoch: Epoch; readonly clientId: ClientId; readonly tick: number } | null = null;
   private grantSinceOlder: number | null = null;
   private resyncSnapshot: Version | null = null;
   /** The region resync attempt this replica is the target of (ResyncBegin.seq), while resyncSnapshot is set. */
@@ -579,7 +585,7 @@ export class ReplicaCore {
     appliedLsn: Lsn;
     consistent: boolean;
     unsurePastHead: boolean;
-    primary: { epoch: Epoch; phase: PrimaryPhase; clientId: ClientId; leaseValid: boolean } | null;
+    primary: { epoch: Epoch; phase: PrimaryPhase; clientId: ClientId; takeover: boolean; leaseValid: boolean } | null;
     followers: {
       node: NodeId;
       matchLsn: Lsn;
@@ -612,7 +618,7 @@ export class ReplicaCore {
       appliedLsn: this.appliedLsn,
       consistent: this.consistent,
       unsurePastHead: this.unsurePastHead,
-      primary: p === null ? null : { epoch: p.epoch, phase: p.phase, clientId: p.clientId, leaseValid: this.leaseValid(p) },
+      primary: p === null ? null : { epoch: p.epoch, phase: p.phase, clientId: p.clientId, takeover: p.takeover, leaseValid: this.leaseValid(p) },
       followers:
         p === null
           ? []
@@ -1497,10 +1503,18 @@ export class ReplicaCore {
     if (isReservedClient(m.clientId) && this.primary !== null && this.primary.phase !== "active" && !isReservedClient(this.primary.clientId)) return refuse("busy");
     // This node may itself be the live primary: its own lease counts too.
     if (!m.takeover && this.holdsLiveMountOfAnother(m.clientId)) return refuse("busy");
-    // Nor does a mount without takeover end another client's mount in
-    // progress here (rule 3): a client fenced by a takeover under way would
+    // Nor does a mount without takeover end another client's takeover in
+    // progress here (rule 3): the client that takeover fences would
     // otherwise end it by failing over, again and again (a tug of war).
-    if (!m.takeover && this.holdsMountInProgressOfAnother(m.clientId) && !this.bugs.preemptMountInProgress) return refuse("busy");
+    if (!m.takeover && this.holdsTakeoverInProgressOfAnother(m.clientId) && !this.bugs.preemptMountInProgress) return refuse("busy");
+    // The same holds where this replica promised that takeover and has not
+    // heard its mount start yet (the takeover gathers promises or catches up
+    // from its base), for as long as a mount may take.
+    const t = this.takeoverPromised;
+    if (!m.takeover && t !== null && t.epoch === this.promisedEpoch && t.clientId !== m.clientId && this.now - t.tick < this.timing.mountTimeoutTicks && !this.bugs.preemptMountInProgress) {
+      return refuse("busy");
+    }
+    if (m.takeover && !isReservedClient(m.clientId)) this.takeoverPromised = { epoch: m.epoch, clientId: m.clientId, tick: this.now };
     this.grantSinceOlder = this.released || this.lastPrimaryAnswerTick === null ? null : this.now - this.lastPrimaryAnswerTick;
     this.adoptEpoch(m.epoch, from, m.clientId);
     const epoch = m.epoch;
@@ -1857,13 +1871,19 @@ export class ReplicaCore {
     return this.promisedClientId !== null && isReservedClient(this.promisedClientId);
   }
 
-  /** Whether this node is the active primary of another client's mount, under a valid lease. */
-  /** This node coordinates a mount not yet active of another client (not a node's own mount). */
-  private holdsMountInProgressOfAnother(clientId: ClientId): boolean {
+  /**
+   * This node coordinates another client's takeover, not yet active (a
+   * node's own mount is no client's). Only a takeover: two mounts without
+   * takeover racing through two nodes would otherwise refuse each other
+   * (with W up, both until their mount timeout); the newer epoch decides
+   * between those, as before.
+   */
+  private holdsTakeoverInProgressOfAnother(clientId: ClientId): boolean {
     const p = this.primary;
-    return p !== null && p.phase !== "active" && p.clientId !== clientId && !isReservedClient(p.clientId);
+    return p !== null && p.phase !== "active" && p.takeover && p.clientId !== clientId && !isReservedClient(p.clientId);
   }
 
+  /** Whether this node is the active primary of another client's mount, under a valid lease. */
   private holdsLiveMountOfAnother(clientId: ClientId): boolean {
     const p = this.primary;
     return p !== null && p.phase === "active" && p.clientId !== clientId && !isReservedClient(p.clientId) && this.leaseValid(p);

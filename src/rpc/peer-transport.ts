@@ -45,8 +45,9 @@ import { replicationService } from "./proto.js";
 export const NODE_METADATA_KEY = "replivol-node";
 
 /**
- * The largest peer message: a fetch reply carries up to the retained log,
- * which a primary lets grow to twice its cap while followers need it.
+ * The largest peer message accepted: well above any sent (appends and
+ * fetch replies hold at most limits.appendBytesPerMessageMax of records,
+ * or one record of up to 4 MiB; a region copy is one region).
  */
 export const PEER_MESSAGE_BYTES_MAX = 2 * limits.logRetainedBytesMax + 4 * 1024 * 1024;
 /** Messages buffered on one outgoing stream before further ones are dropped. */

@@ -106,7 +106,13 @@ export interface ReplicaStoreOptions {
   readonly create?: VolumeConfig;
   /** Blocks per region (fixed when the volume is created). Default limits.regionBlocks. */
   readonly regionBlocks?: number;
-  /** Applied log bytes kept for catch-up of peers after a checkpoint. Default limits.logRetainedBytesMax. */
+  /**
+   * Applied log bytes kept for catch-up of peers after a checkpoint, whole
+   * segments at a time. Default limits.logRetainedBytesMax plus two
+   * segments: trimming drops every segment that takes the kept bytes past
+   * the bound, so with segments as large as the core's retained log this
+   * keeps at least that much on disk (a restarted node serves it again).
+   */
   readonly logRetainedBytesMax?: number;
   /** A new log segment is started past this size. Default limits.logSegmentBytes. */
   readonly logSegmentBytes?: number;
@@ -516,7 +522,7 @@ export class DiskReplicaStore implements ReplicaStore {
       }
     }
     const logSegmentBytes = opts.logSegmentBytes ?? limits.logSegmentBytes;
-    const logRetainedBytesMax = opts.logRetainedBytesMax ?? limits.logRetainedBytesMax;
+    const logRetainedBytesMax = opts.logRetainedBytesMax ?? limits.logRetainedBytesMax + 2 * logSegmentBytes;
     const logUnappliedHeldBytesMax = opts.logUnappliedHeldBytesMax ?? limits.logUnappliedHeldBytesMax;
     assert(logSegmentBytes >= 1 && logRetainedBytesMax >= 0 && logUnappliedHeldBytesMax >= 0, "log sizes are positive");
     const open = async (name: string): Promise<DiskFile> => {

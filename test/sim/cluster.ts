@@ -150,6 +150,8 @@ export class SimCluster {
   private readonly clients = new Map<string, SimClient>();
   private readonly events = new EventQueue();
   readonly history: History = { ops: [], mounts: [], violations: [] };
+  /** Per node, the last takeover of a client's mount it promised (see checkTakeoverPromises). */
+  private readonly takeoverGrants = new Map<NodeId, { epoch: number; clientId: string; candidate: NodeId; at: number }>();
   readonly traceLines: string[] = [];
   now = 0;
   private stamp = 0;
@@ -373,6 +375,8 @@ export class SimCluster {
     n.core = null;
     n.incarnation++;
     n.requesters.clear();
+    // What it promised to a takeover is not on its disk: restarted, it no longer knows it (a known limit).
+    this.takeoverGrants.delete(id);
     const before = n.disk.corruptionsCut;
     n.disk.crash(flip);
     if (n.disk.corruptionsCut > before) {
@@ -571,24 +575,49 @@ export class SimCluster {
       const n = this.nodes.get(to);
       if (n === undefined || n.core === null) return;
       if (this.cfg.trace && msg.type !== "append" && msg.type !== "appendReply") this.trace(`${from}->${to} ${describe(msg)}`);
-      const inProgress = msg.type === "promise" && !msg.takeover ? this.mountInProgressOfAnother(n, msg.clientId) : null;
+      const inProgress = msg.type === "promise" && !msg.takeover ? this.takeoverInProgressOfAnother(n, msg.clientId) : null;
+      const promisedBefore = n.core.status().promisedEpoch;
       this.step(n, { type: "message", from, msg });
+      if (msg.type === "promise") this.checkTakeoverPromises(n, from, msg, promisedBefore);
       if (inProgress !== null && n.core?.status().primary?.epoch !== inProgress.epoch) {
-        // Rule 3: only a takeover displaces another client's mount. A fenced
-        // client's own failover that ended its successor's mount in progress
-        // was a tug of war (the fault benchmark's primary-cut-from-client).
+        // Rule 3: only a takeover displaces another client's takeover in
+        // progress. The fenced client's own failover that ended it was a tug
+        // of war (the fault benchmark's primary-cut-from-client).
         this.history.violations.push({
           promise: "takeover",
-          detail: `${to}: a mount without takeover (client ${msg.type === "promise" ? msg.clientId : "?"}) ended the mount in progress of client ${inProgress.clientId}, epoch ${inProgress.epoch}`,
+          detail: `${to}: a mount without takeover (client ${msg.type === "promise" ? msg.clientId : "?"}) ended the takeover in progress of client ${inProgress.clientId}, epoch ${inProgress.epoch}`,
         });
       }
     });
   }
 
-  /** `n`'s own mount in progress (not yet active) of a client other than `clientId`, not a reserved one. */
-  private mountInProgressOfAnother(n: SimNode, clientId: string): { epoch: number; clientId: string } | null {
+  /**
+   * Rule 3 on a voter: a replica that promised another client's takeover,
+   * still in progress on its candidate, grants no newer epoch to a mount
+   * without takeover (within half a mount timeout of that promise, so that
+   * clocks and the candidate's own deadline leave no doubt; and unless it
+   * restarted since, as it keeps that promise's client in memory only).
+   */
+  private checkTakeoverPromises(n: SimNode, from: NodeId, msg: Extract<PeerMessage, { type: "promise" }>, promisedBefore: number): void {
+    const after = n.core?.status().promisedEpoch ?? promisedBefore;
+    if (msg.takeover) {
+      if (!isReservedClient(msg.clientId) && after === msg.epoch && promisedBefore < msg.epoch) this.takeoverGrants.set(n.id, { epoch: msg.epoch, clientId: msg.clientId, candidate: from, at: this.now });
+      return;
+    }
+    const g = this.takeoverGrants.get(n.id);
+    if (g === undefined || g.epoch !== promisedBefore || g.clientId === msg.clientId || after <= promisedBefore || this.now - g.at >= SIM_TIMING.mountTimeoutTicks / 2) return;
+    const c = this.nodes.get(g.candidate)?.core?.status().primary ?? null;
+    if (c === null || c.epoch !== g.epoch || !c.takeover || c.phase === "active") return;
+    this.history.violations.push({
+      promise: "takeover",
+      detail: `${n.id}: promised epoch ${after} to a mount without takeover (client ${msg.clientId}) while the takeover of client ${g.clientId} it promised (epoch ${g.epoch}, on ${g.candidate}) was in progress`,
+    });
+  }
+
+  /** `n`'s own takeover in progress (not yet active) for a client other than `clientId`, not a reserved one. */
+  private takeoverInProgressOfAnother(n: SimNode, clientId: string): { epoch: number; clientId: string } | null {
     const p = n.core?.status().primary ?? null;
-    if (p === null || p.phase === "active" || p.clientId === clientId || isReservedClient(p.clientId)) return null;
+    if (p === null || p.phase === "active" || !p.takeover || p.clientId === clientId || isReservedClient(p.clientId)) return null;
     return { epoch: p.epoch, clientId: p.clientId };
   }
 

@@ -1,17 +1,19 @@
 /**
  * Rule 3, takeover not tug of war: a node coordinating another client's
- * mount in progress refuses its promise to a mount without takeover. The
+ * takeover in progress refuses its promise to a mount without takeover, and
+ * so does a replica that promised that takeover, for a mount timeout. The
  * fault benchmark's primary-cut-from-client found the tug of war: client A,
  * cut off from its primary, failed over (a mount without takeover) while
  * client B's takeover waited out A's lease, and each of A's attempts ended
  * B's mount.
  */
 import { describe, expect, it } from "vitest";
-import type { TestOnlyPlantedBugs } from "../../src/core/replica.js";
-import { asClientId, type NodeId } from "../../src/core/types.js";
-import { activePrimary, ids, type Net } from "./core-net.js";
+import type { CoreAction } from "../../src/core/messages.js";
+import { ReplicaCore, type TestOnlyPlantedBugs } from "../../src/core/replica.js";
+import { asClientId, asEpoch, asLsn, asTicks, VERSION_ZERO, type NodeId } from "../../src/core/types.js";
+import { activePrimary, config, ids, type Net } from "./core-net.js";
 
-const [, n2, n3] = ids as [NodeId, NodeId, NodeId];
+const [n1, n2, n3] = ids as [NodeId, NodeId, NodeId];
 
 /**
  * n1 is the primary of client "app"; client "b" takes the volume over
@@ -58,5 +60,27 @@ describe("a mount without takeover and another client's mount in progress", () =
     expect(net.replies.get(`${n2}:20`)).toMatchObject({ ok: false, code: "VOLUME_BUSY" });
     net.tick(4_000);
     expect(net.replies.get(`${n3}:30`)).toMatchObject({ ok: true, epoch: 3 });
+  });
+
+  it("is refused by a replica that promised that takeover and has not heard its mount start yet, for a mount timeout", () => {
+    const answers = (bugs: TestOnlyPlantedBugs): string[] => {
+      const core = new ReplicaCore(
+        { nodeId: n3, config, regionBlocks: 4, testOnlyPlantedBugs: bugs },
+        { promisedEpoch: asEpoch(1), commitLsn: asLsn(0), consistent: true, consistentThrough: null, unsurePastHead: false, sessions: [], logBase: VERSION_ZERO, records: [], appliedLsn: asLsn(0), regionVersions: [VERSION_ZERO, VERSION_ZERO], now: asTicks(0) },
+      );
+      const out: string[] = [];
+      const promise = (at: number, from: NodeId, epoch: number, clientId: string, takeover: boolean): void => {
+        const actions: CoreAction[] = [...core.step({ type: "tick", now: asTicks(at) }), ...core.step({ type: "message", from, msg: { type: "promise", epoch: asEpoch(epoch), clientId: asClientId(clientId), takeover, configVersion: 1 } })];
+        // Persisting the promise comes before the answer: make it durable.
+        for (const a of [...actions]) if ("token" in a) actions.push(...core.step({ type: "durable", token: a.token }));
+        for (const a of actions) if (a.type === "send" && (a.msg.type === "promiseGranted" || a.msg.type === "promiseRefused")) out.push(`${a.msg.type} ${a.msg.epoch}${a.msg.type === "promiseRefused" ? ` ${a.msg.reason}` : ""}`);
+      };
+      promise(10, n2, 2, "b", true); // b's takeover, through n2
+      promise(20, n1, 3, "app", false); // app fails over through n1 before b's mount start reached n3
+      promise(20 + 5_000, n1, 4, "app", false); // a mount timeout later: b's takeover would have ended by now
+      return out;
+    };
+    expect(answers({})).toEqual(["promiseGranted 2", "promiseRefused 3 busy", "promiseGranted 4"]);
+    expect(answers({ preemptMountInProgress: true })).toEqual(["promiseGranted 2", "promiseGranted 3", "promiseGranted 4"]);
   });
 });
