@@ -497,8 +497,9 @@ export class ReplicaCore {
   private released = false;
   /**
    * The last takeover of a client's mount this replica promised, and when:
-   * until that mount's start reaches it, the lease it knows is the fenced
-   * client's, so the epoch alone says a takeover is under way.
+   * until that mount's start reaches it (or its release), the lease it
+   * knows is the fenced client's, so the promise alone says a takeover is
+   * under way. Cleared then; ignored a mount timeout after the promise.
    */
   private takeoverPromised: { readonly epoch: Epoch; readonly clientId: ClientId; readonly tick: number } | null = null;
   private grantSinceOlder: number | null = null;
@@ -1400,6 +1401,7 @@ export class ReplicaCore {
         return this.onResyncDoneReply(from, msg);
       case "release":
         if (msg.epoch === this.promisedEpoch) this.released = true;
+        if (msg.epoch === this.takeoverPromised?.epoch) this.takeoverPromised = null;
         return;
       case "stale":
         return this.onStale(from, msg);
@@ -1449,6 +1451,8 @@ export class ReplicaCore {
       this.lastPrimaryAnswerTick = this.now;
       this.leaseClientId = this.promisedClientId;
       this.released = false;
+      // The takeover's mount start is here: its lease, not the promise, protects it from now on.
+      if (this.takeoverPromised?.epoch === epoch) this.takeoverPromised = null;
     }
     return true;
   }
@@ -1510,8 +1514,10 @@ export class ReplicaCore {
     // The same holds where this replica promised that takeover and has not
     // heard its mount start yet (the takeover gathers promises or catches up
     // from its base), for as long as a mount may take.
+    // (On the takeover's own node its session says whether it is still in progress, above.)
     const t = this.takeoverPromised;
-    if (!m.takeover && t !== null && t.epoch === this.promisedEpoch && t.clientId !== m.clientId && this.now - t.tick < this.timing.mountTimeoutTicks && !this.bugs.preemptMountInProgress) {
+    const elsewhere = this.promisedTo !== this.nodeId;
+    if (!m.takeover && elsewhere && t !== null && t.epoch === this.promisedEpoch && t.clientId !== m.clientId && this.now - t.tick < this.timing.mountTimeoutTicks && !this.bugs.preemptMountInProgress) {
       return refuse("busy");
     }
     if (m.takeover && !isReservedClient(m.clientId)) this.takeoverPromised = { epoch: m.epoch, clientId: m.clientId, tick: this.now };

@@ -108,10 +108,11 @@ export interface ReplicaStoreOptions {
   readonly regionBlocks?: number;
   /**
    * Applied log bytes kept for catch-up of peers after a checkpoint, whole
-   * segments at a time. Default limits.logRetainedBytesMax plus two
-   * segments: trimming drops every segment that takes the kept bytes past
-   * the bound, so with segments as large as the core's retained log this
-   * keeps at least that much on disk (a restarted node serves it again).
+   * segments at a time. Default limits.logRetainedBytesMax plus one
+   * segment: trimming drops every segment that takes the kept bytes past
+   * the bound, and a closed segment holds at least logSegmentBytes, so this
+   * keeps at least the core's retained log on disk (a restarted node serves
+   * it again).
    */
   readonly logRetainedBytesMax?: number;
   /** A new log segment is started past this size. Default limits.logSegmentBytes. */
@@ -522,7 +523,7 @@ export class DiskReplicaStore implements ReplicaStore {
       }
     }
     const logSegmentBytes = opts.logSegmentBytes ?? limits.logSegmentBytes;
-    const logRetainedBytesMax = opts.logRetainedBytesMax ?? limits.logRetainedBytesMax + 2 * logSegmentBytes;
+    const logRetainedBytesMax = opts.logRetainedBytesMax ?? limits.logRetainedBytesMax + logSegmentBytes;
     const logUnappliedHeldBytesMax = opts.logUnappliedHeldBytesMax ?? limits.logUnappliedHeldBytesMax;
     assert(logSegmentBytes >= 1 && logRetainedBytesMax >= 0 && logUnappliedHeldBytesMax >= 0, "log sizes are positive");
     const open = async (name: string): Promise<DiskFile> => {

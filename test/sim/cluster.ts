@@ -576,7 +576,7 @@ export class SimCluster {
       if (n === undefined || n.core === null) return;
       if (this.cfg.trace && msg.type !== "append" && msg.type !== "appendReply") this.trace(`${from}->${to} ${describe(msg)}`);
       const inProgress = msg.type === "promise" && !msg.takeover ? this.takeoverInProgressOfAnother(n, msg.clientId) : null;
-      const promisedBefore = n.core.status().promisedEpoch;
+      const promisedBefore = msg.type === "promise" ? n.core.status().promisedEpoch : 0;
       this.step(n, { type: "message", from, msg });
       if (msg.type === "promise") this.checkTakeoverPromises(n, from, msg, promisedBefore);
       if (inProgress !== null && n.core?.status().primary?.epoch !== inProgress.epoch) {
@@ -782,6 +782,7 @@ export class SimCluster {
     n.core = null;
     n.incarnation++;
     n.requesters.clear();
+    this.takeoverGrants.delete(n.id);
     n.disk.crash(null);
     this.at(rng.int(5, 30), () => this.restartNode(n.id));
     return `${n.id} region ${region}`;

@@ -63,7 +63,7 @@ describe("a mount without takeover and another client's mount in progress", () =
   });
 
   it("is refused by a replica that promised that takeover and has not heard its mount start yet, for a mount timeout", () => {
-    const answers = (bugs: TestOnlyPlantedBugs): string[] => {
+    const answers = (bugs: TestOnlyPlantedBugs, steps: (promise: (at: number, from: NodeId, epoch: number, clientId: string, takeover: boolean) => void, release: (epoch: number) => void) => void): string[] => {
       const core = new ReplicaCore(
         { nodeId: n3, config, regionBlocks: 4, testOnlyPlantedBugs: bugs },
         { promisedEpoch: asEpoch(1), commitLsn: asLsn(0), consistent: true, consistentThrough: null, unsurePastHead: false, sessions: [], logBase: VERSION_ZERO, records: [], appliedLsn: asLsn(0), regionVersions: [VERSION_ZERO, VERSION_ZERO], now: asTicks(0) },
@@ -75,12 +75,25 @@ describe("a mount without takeover and another client's mount in progress", () =
         for (const a of [...actions]) if ("token" in a) actions.push(...core.step({ type: "durable", token: a.token }));
         for (const a of actions) if (a.type === "send" && (a.msg.type === "promiseGranted" || a.msg.type === "promiseRefused")) out.push(`${a.msg.type} ${a.msg.epoch}${a.msg.type === "promiseRefused" ? ` ${a.msg.reason}` : ""}`);
       };
+      const release = (epoch: number): void => void core.step({ type: "message", from: n2, msg: { type: "release", epoch: asEpoch(epoch) } });
+      steps(promise, release);
+      return out;
+    };
+    const timeline = (promise: (at: number, from: NodeId, epoch: number, clientId: string, takeover: boolean) => void): void => {
       promise(10, n2, 2, "b", true); // b's takeover, through n2
       promise(20, n1, 3, "app", false); // app fails over through n1 before b's mount start reached n3
       promise(20 + 5_000, n1, 4, "app", false); // a mount timeout later: b's takeover would have ended by now
-      return out;
     };
-    expect(answers({})).toEqual(["promiseGranted 2", "promiseRefused 3 busy", "promiseGranted 4"]);
-    expect(answers({ preemptMountInProgress: true })).toEqual(["promiseGranted 2", "promiseGranted 3", "promiseGranted 4"]);
+    expect(answers({}, timeline)).toEqual(["promiseGranted 2", "promiseRefused 3 busy", "promiseGranted 4"]);
+    expect(answers({ preemptMountInProgress: true }, timeline)).toEqual(["promiseGranted 2", "promiseGranted 3", "promiseGranted 4"]);
+    // b's own client is not refused; and once b's mount is released (volctl fence), a new mount is not either.
+    expect(answers({}, (promise) => [promise(10, n2, 2, "b", true), promise(20, n1, 3, "b", false)])).toEqual(["promiseGranted 2", "promiseGranted 3"]);
+    expect(
+      answers({}, (promise, release) => {
+        promise(10, n2, 2, "b", true);
+        release(2);
+        promise(20, n1, 3, "c", false);
+      }),
+    ).toEqual(["promiseGranted 2", "promiseGranted 3"]);
   });
 });
