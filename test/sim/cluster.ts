@@ -23,6 +23,9 @@ export const SIM_REGION_BLOCKS = 2;
 /** Ticks between the regions a node scrubs. */
 const SIM_SCRUB_INTERVAL = 150;
 
+/** Messages only a primary sends: a replica that admits one of its promised epoch hears that primary (ReplicaCore.admitPrimaryMessage). */
+const PRIMARY_MESSAGES: ReadonlySet<PeerMessage["type"]> = new Set(["append", "regionVersions", "resyncBegin", "region", "resyncDone", "blockFetch"]);
+
 export const SIM_TIMING: CoreTiming = {
   leaseTicks: 100,
   heartbeatTicks: 20,
@@ -579,6 +582,7 @@ export class SimCluster {
       const promisedBefore = msg.type === "promise" ? n.core.status().promisedEpoch : 0;
       this.step(n, { type: "message", from, msg });
       if (msg.type === "promise") this.checkTakeoverPromises(n, from, msg, promisedBefore);
+      else this.forgetTakeoverGrant(n, from, msg);
       if (inProgress !== null && n.core?.status().primary?.epoch !== inProgress.epoch) {
         // Rule 3: only a takeover displaces another client's takeover in
         // progress. The fenced client's own failover that ended it was a tug
@@ -612,6 +616,17 @@ export class SimCluster {
       promise: "takeover",
       detail: `${n.id}: promised epoch ${after} to a mount without takeover (client ${msg.clientId}) while the takeover of client ${g.clientId} it promised (epoch ${g.epoch}, on ${g.candidate}) was in progress`,
     });
+  }
+
+  /**
+   * Once a replica hears the takeover's primary (its mount start, or any
+   * message a primary sends) or its release, the lease rule governs it,
+   * which P2 and P3 judge: the check above no longer applies there.
+   */
+  private forgetTakeoverGrant(n: SimNode, from: NodeId, msg: PeerMessage): void {
+    const g = this.takeoverGrants.get(n.id);
+    if (g === undefined || from !== g.candidate || !("epoch" in msg) || msg.epoch !== g.epoch) return;
+    if (PRIMARY_MESSAGES.has(msg.type) || msg.type === "release") this.takeoverGrants.delete(n.id);
   }
 
   /** `n`'s own takeover in progress (not yet active) for a client other than `clientId`, not a reserved one. */
