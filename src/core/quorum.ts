@@ -16,8 +16,7 @@ export function commitPoint(
   currentEpoch: Epoch,
 ): Lsn {
   if (voterMatchLsns.length < quorum) return currentCommit;
-  const sorted = [...voterMatchLsns].sort((a, b) => b - a);
-  const candidate = sorted[quorum - 1] as Lsn;
+  const candidate = kthLargest(voterMatchLsns, quorum) as Lsn;
   if (candidate <= currentCommit) return currentCommit;
   return epochAt(candidate) === currentEpoch ? candidate : currentCommit;
 }
@@ -29,9 +28,27 @@ export function commitPoint(
  */
 export function leaseStart(followerAckSentTicks: readonly (number | null)[], quorum: number, now: number): number | null {
   if (quorum <= 1) return now;
-  const acked = followerAckSentTicks.filter((t): t is number => t !== null).sort((a, b) => b - a);
-  const t = acked[quorum - 2];
-  return t === undefined ? null : t;
+  return kthLargest(followerAckSentTicks, quorum - 1);
+}
+
+/**
+ * The k-th largest of the values that are not null (k from 1), or null when
+ * fewer than k are. By counting, without sorting or allocating: this runs on
+ * every step of a primary, over a handful of replicas.
+ */
+function kthLargest(values: readonly (number | null)[], k: number): number | null {
+  for (const v of values) {
+    if (v === null) continue;
+    let greater = 0;
+    let notLess = 0;
+    for (const w of values) {
+      if (w === null) continue;
+      if (w > v) greater++;
+      if (w >= v) notLess++;
+    }
+    if (greater < k && k <= notLess) return v;
+  }
+  return null;
 }
 
 export interface PromiseInfo {

@@ -2242,7 +2242,8 @@ export class ReplicaCore {
     // A majority of each voter set renewed it; the primary counts in the sets it votes in.
     let start = Infinity;
     for (const set of voterSets(this.config)) {
-      const acks = set.filter((n) => n !== this.nodeId).map((n) => p.followers.get(n)?.ackedSentTick ?? null);
+      const acks: (number | null)[] = [];
+      for (const n of set) if (n !== this.nodeId) acks.push(p.followers.get(n)?.ackedSentTick ?? null);
       const quorum = writeQuorum(set.length);
       const s = leaseStart(acks, set.includes(this.nodeId) ? quorum : quorum + 1, this.now);
       if (s === null) return -Infinity;
