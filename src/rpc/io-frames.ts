@@ -6,7 +6,7 @@
  */
 import type { ServiceDefinition } from "@grpc/grpc-js";
 import { decodeFrame, encodeFrame, FrameError, PayloadReader, type Deserialize, type Serialize } from "./frames.js";
-import { volumeService } from "./proto.js";
+import { protoType, volumeService } from "./proto.js";
 import type { IoBatchOut, IoBatchWire, IoReplyBatchIn, IoReplyWire } from "./volume-wire.js";
 
 interface IoCodec {
@@ -27,11 +27,23 @@ function ioMethod(): IoCodec {
       path: m.path,
       requestSerialize: m.requestSerialize as Serialize,
       requestDeserialize: m.requestDeserialize,
-      responseSerialize: m.responseSerialize as Serialize,
+      responseSerialize: replyBatchSerializer(),
       responseDeserialize: m.responseDeserialize,
     };
   }
   return codec;
+}
+
+/**
+ * IoReplyBatch's header encoder. A node sends one for every few requests,
+ * and proto-loader's serializer first copies each reply through
+ * `fromObject` (5% of a primary's CPU serving 4 KiB reads). The service
+ * builds its replies with the wire's types already (IoReplyWire: numbers
+ * for uint64, strings, booleans), so protobufjs encodes them as they are.
+ */
+function replyBatchSerializer(): Serialize {
+  const type = protoType("replivol.volume.v1.IoReplyBatch");
+  return (value) => type.encode(value).finish() as Buffer;
 }
 
 /** The gRPC path of Volume.Io (the client opens it with pass-through serializers). */
