@@ -84,10 +84,11 @@ export function decodeIoBatch(frame: Buffer): IoBatchWire {
 
 export function encodeIoReplyBatch(replies: readonly IoReplyWire[]): Buffer {
   const payloads: Uint8Array[] = [];
+  // One object shape for every reply, absent fields undefined (not encoded): the encoder then stays monomorphic.
   const out = replies.map((r) => {
-    const { data, ...rest } = r;
+    const data = r.data;
     if (data !== undefined && data.length > 0) payloads.push(data);
-    return { ...rest, dataLength: data?.length ?? 0 };
+    return { id: r.id, ok: r.ok, dataLength: data?.length ?? 0, code: r.code, message: r.message, epoch: r.epoch, staleMs: r.staleMs };
   });
   return encodeFrame(ioMethod().responseSerialize, { replies: out }, payloads);
 }
