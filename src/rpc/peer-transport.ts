@@ -36,7 +36,7 @@ import {
 import type { Logger } from "pino";
 import { limits } from "../core/limits.js";
 import type { PeerMessage } from "../core/messages.js";
-import type { NodeId } from "../core/types.js";
+import type { LogRecord, NodeId } from "../core/types.js";
 import type { ClusterNode } from "./cluster-config.js";
 import { decodePeerFrame, encodePeerFrame } from "./peer-codec.js";
 import { FLOW_CONTROL_WINDOW_BYTES } from "./http2-window.js";
@@ -350,6 +350,8 @@ export function replicationServiceDefinition(): ServiceDefinition {
  */
 export function coalesceAppends(queue: readonly { volume: string; msg: PeerMessage }[]): { volume: string; msg: PeerMessage }[] {
   const out: { volume: string; msg: PeerMessage }[] = [];
+  // Appends built here, whose records array is this function's own to extend (not a queued message's).
+  const merged = new Set<PeerMessage>();
   let bytes = 0;
   for (const q of queue) {
     const last = out[out.length - 1];
@@ -362,10 +364,12 @@ export function coalesceAppends(queue: readonly { volume: string; msg: PeerMessa
       for (const r of m.records) add += r.data?.length ?? 0;
       const fits = a.records.length + m.records.length <= limits.appendRecordsPerMessageMax && bytes + add <= limits.appendBytesPerMessageMax;
       if (end.epoch === m.prev.epoch && end.lsn === m.prev.lsn && fits) {
-        out[out.length - 1] = {
-          volume: q.volume,
-          msg: { ...a, records: [...a.records, ...m.records], commitLsn: m.commitLsn > a.commitLsn ? m.commitLsn : a.commitLsn, seq: Math.max(a.seq, m.seq) },
-        };
+        // Extended in place once built: copying the records on every merge made a batch of n appends cost n^2.
+        const records = merged.has(a) ? (a.records as LogRecord[]) : [...a.records];
+        for (const r of m.records) records.push(r);
+        const msg: PeerMessage = { ...a, records, commitLsn: m.commitLsn > a.commitLsn ? m.commitLsn : a.commitLsn, seq: Math.max(a.seq, m.seq) };
+        merged.add(msg);
+        out[out.length - 1] = { volume: q.volume, msg };
         bytes += add;
         continue;
       }

@@ -28,7 +28,9 @@ const lsnsOf = (m: PeerMessage): number[] => (m.type === "append" ? m.records.ma
 
 describe("coalesceAppends", () => {
   it("merges appends that follow one another into one, with the later commit point and send time", () => {
-    const out = coalesceAppends([q(append(4, [5], 3, 100)), q(append(5, [6], 4, 101)), q(append(6, [7, 8], 5, 102))]);
+    const queued = [q(append(4, [5], 3, 100)), q(append(5, [6], 4, 101)), q(append(6, [7, 8], 5, 102))];
+    const out = coalesceAppends(queued);
+    expect(queued.map((x) => lsnsOf(x.msg))).toEqual([[5], [6], [7, 8]]);
     expect(out).toHaveLength(1);
     const m = out[0]?.msg as AppendRequest;
     expect(lsnsOf(m)).toEqual([5, 6, 7, 8]);
