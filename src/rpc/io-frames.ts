@@ -6,8 +6,8 @@
  */
 import type { ServiceDefinition } from "@grpc/grpc-js";
 import { decodeFrame, encodeFrame, FrameError, PayloadReader, type Deserialize, type Serialize } from "./frames.js";
-import { protoType, volumeService } from "./proto.js";
-import type { IoBatchOut, IoBatchWire, IoReplyBatchIn, IoReplyWire } from "./volume-wire.js";
+import { protoEnum, protoType, volumeService } from "./proto.js";
+import type { IoBatchOut, IoBatchWire, IoKindWire, IoReplyBatchIn, IoReplyWire } from "./volume-wire.js";
 
 interface IoCodec {
   readonly path: string;
@@ -25,13 +25,33 @@ function ioMethod(): IoCodec {
     if (m === undefined) throw new Error("Volume.Io is not in proto/volume.proto");
     codec = {
       path: m.path,
-      requestSerialize: m.requestSerialize as Serialize,
+      requestSerialize: batchSerializer(),
       requestDeserialize: m.requestDeserialize,
       responseSerialize: replyBatchSerializer(),
       responseDeserialize: m.responseDeserialize,
     };
   }
   return codec;
+}
+
+/**
+ * IoBatch's header encoder, for the same reason as replyBatchSerializer's
+ * (proto-loader's `fromObject` was 5% of a client's CPU issuing 4 KiB
+ * reads). encodeIoBatch gives it every request in one shape, its kind as
+ * the enum's number.
+ */
+function batchSerializer(): Serialize {
+  const type = protoType("replivol.volume.v1.IoBatch");
+  return (value) => type.encode(value).finish() as Buffer;
+}
+
+let ioKindNumbers: Readonly<Record<string, number>> | null = null;
+
+function ioKindNumber(kind: IoKindWire): number {
+  ioKindNumbers ??= protoEnum("replivol.volume.v1.IoKind").values;
+  const n = ioKindNumbers[kind];
+  if (n === undefined) throw new Error(`IoKind ${kind} is not in proto/volume.proto`);
+  return n;
 }
 
 /**
@@ -64,9 +84,9 @@ export function volumeServiceDefinition(): ServiceDefinition {
 export function encodeIoBatch(batch: IoBatchOut): Buffer {
   const payloads: Uint8Array[] = [];
   const requests = batch.requests.map((r) => {
-    const { data, ...rest } = r;
+    const data = r.data;
     if (data !== undefined && data.length > 0) payloads.push(data);
-    return { ...rest, dataLength: data?.length ?? 0 };
+    return { id: r.id, kind: ioKindNumber(r.kind), offset: r.offset, length: r.length, clientSeq: r.clientSeq, dataLength: data?.length ?? 0 };
   });
   return encodeFrame(ioMethod().requestSerialize, { volume: batch.volume, clientId: batch.clientId, epoch: batch.epoch, requests, readOnly: batch.readOnly ?? false }, payloads);
 }

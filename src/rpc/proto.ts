@@ -45,10 +45,19 @@ let root: protobuf.Root | null = null;
  * `fromObject` copy of every message.
  */
 export function protoType(fullName: string): protobuf.Type {
+  return protoRoot().lookupType(fullName);
+}
+
+/** An enum of proto/ as protobufjs builds it (names to numbers in `values`). */
+export function protoEnum(fullName: string): protobuf.Enum {
+  return protoRoot().lookupEnum(fullName);
+}
+
+function protoRoot(): protobuf.Root {
   if (root === null) {
     const r = new protobuf.Root();
     r.resolvePath = (_origin, target) => resolve(PROTO_DIR, target);
     root = r.loadSync(["volume.proto", "replication.proto"], { keepCase: LOADER_OPTIONS.keepCase });
   }
-  return root.lookupType(fullName);
+  return root;
 }
