@@ -206,12 +206,18 @@ export interface ReplicaStore {
 /** Blocks of a read that failed their checksum (CORRUPT): which ones, and the read's bytes with those zeroed. */
 export class CorruptBlocksError extends VolumeError {
   override name = "CorruptBlocksError";
+  /**
+   * The read's bytes, each corrupt block's zeroed: never its bad bytes. Not
+   * enumerable, so that logging the error (pino copies an error's
+   * enumerable fields) never writes a volume's data into the logs.
+   */
+  declare readonly data: Uint8Array;
   constructor(
     message: string,
     readonly blocks: readonly number[],
-    /** The read's bytes, each corrupt block's zeroed: never its bad bytes. */
-    readonly data: Uint8Array,
+    data: Uint8Array,
   ) {
     super("CORRUPT", message);
+    Object.defineProperty(this, "data", { value: data, enumerable: false });
   }
 }
