@@ -158,13 +158,13 @@ function threadPoolSize(): number {
   return Number.isSafeInteger(n) && n >= 1 ? n : 4;
 }
 
-/** Runs write(0) .. write(count - 1) (or reads), CHECKPOINT_WRITES_IN_FLIGHT_MAX at a time; rejects with the first failure once none is in flight. */
 /**
  * Buffers for reads, small ones carved from a shared slab as Node pools its
  * small Buffers: serving 4 KiB reads at 15-20k/s, an ArrayBuffer of its own
  * for each (zero-filled, then read over) was 6% of a primary's CPU. A slab
  * lives until every read carved from it is dropped; the readers copy a
- * read into their reply and let it go.
+ * read into their reply and let it go. One for the process: every volume's
+ * reads share it.
  */
 class ReadBuffers {
   private slab = Buffer.allocUnsafeSlow(0);
@@ -182,6 +182,9 @@ class ReadBuffers {
   }
 }
 
+const readBuffers = new ReadBuffers();
+
+/** Runs write(0) .. write(count - 1) (or reads), CHECKPOINT_WRITES_IN_FLIGHT_MAX at a time; rejects with the first failure once none is in flight. */
 async function writeInParallel(count: number, write: (i: number) => Promise<void>): Promise<void> {
   let next = 0;
   let failure: { readonly err: unknown } | null = null;
@@ -468,7 +471,6 @@ export class DiskReplicaStore implements ReplicaStore {
   private readonly superblockLock = new Mutex();
 
   private logSyncs = 0;
-  private readonly readBuffers = new ReadBuffers();
   private logRecordsAppended = 0;
   private logRecordsReadBack = 0;
   private blocksRead = 0;
@@ -1431,7 +1433,7 @@ export class DiskReplicaStore implements ReplicaStore {
   private async readBlocksUnchecked(block: number, blockCount: number): Promise<Uint8Array> {
     const bs = this.blockSize;
     // Not zero-filled: every block below is set, read (or zeroed when it fails its checksum) or zeroed.
-    const out = this.readBuffers.take(blockCount * bs);
+    const out = readBuffers.take(blockCount * bs);
     // Which blocks come from disk, and the checksum each must match, decided before any await.
     const fromDisk: { block: number; crc: number }[] = [];
     for (let i = 0; i < blockCount; i++) {
