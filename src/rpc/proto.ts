@@ -1,4 +1,8 @@
-/** Loads the services of proto/ once (proto-loader, sharing protobufjs 7). */
+/**
+ * Loads the services of proto/ once (proto-loader, sharing protobufjs 7),
+ * and the same files once more as a protobufjs Root for the hot paths that
+ * encode without proto-loader (protoType).
+ */
 import { loadPackageDefinition, type GrpcObject, type ServiceClientConstructor } from "@grpc/grpc-js";
 import { loadSync } from "@grpc/proto-loader";
 import { dirname, resolve, sep } from "node:path";
