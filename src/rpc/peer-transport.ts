@@ -350,8 +350,8 @@ export function replicationServiceDefinition(): ServiceDefinition {
  */
 export function coalesceAppends(queue: readonly { volume: string; msg: PeerMessage }[]): { volume: string; msg: PeerMessage }[] {
   const out: { volume: string; msg: PeerMessage }[] = [];
-  // Appends built here, whose records array is this function's own to extend (not a queued message's).
-  const merged = new Set<PeerMessage>();
+  // The append last built here (always the last of out): its records array is this function's own to extend, not a queued message's.
+  let own: PeerMessage | null = null;
   let bytes = 0;
   for (const q of queue) {
     const last = out[out.length - 1];
@@ -365,10 +365,10 @@ export function coalesceAppends(queue: readonly { volume: string; msg: PeerMessa
       const fits = a.records.length + m.records.length <= limits.appendRecordsPerMessageMax && bytes + add <= limits.appendBytesPerMessageMax;
       if (end.epoch === m.prev.epoch && end.lsn === m.prev.lsn && fits) {
         // Extended in place once built: copying the records on every merge made a batch of n appends cost n^2.
-        const records = merged.has(a) ? (a.records as LogRecord[]) : [...a.records];
+        const records: LogRecord[] = own === a ? (a.records as LogRecord[]) : [...a.records];
         for (const r of m.records) records.push(r);
         const msg: PeerMessage = { ...a, records, commitLsn: m.commitLsn > a.commitLsn ? m.commitLsn : a.commitLsn, seq: Math.max(a.seq, m.seq) };
-        merged.add(msg);
+        own = msg;
         out[out.length - 1] = { volume: q.volume, msg };
         bytes += add;
         continue;
