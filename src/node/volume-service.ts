@@ -23,6 +23,8 @@ import {
 import { decodeIoBatch, encodeIoReplyBatch } from "../rpc/io-frames.js";
 import { checkByteRange, isAligned, mergePartialWrite, type BlockSpan } from "./byte-range.js";
 import type { Logger } from "./logger.js";
+import { BufferPool } from "../storage/buffer-pool.js";
+import { readBuffers } from "../storage/read-buffers.js";
 import type { VolumeDriver } from "./volume-driver.js";
 
 export interface VolumeRouter {
@@ -34,6 +36,20 @@ export interface VolumeRouter {
 const CLIENT_ID_BYTES_MAX = 255;
 /** Replies of one stream not yet answered before it stops reading requests. */
 const STREAM_REQUESTS_MAX = limits.clientRequestsQueuedMax;
+/** Reply frames of this size or more come from replyFrames (smaller ones from Node's own pool). */
+const REPLY_FRAME_POOLED_MIN = 32 * 1024;
+/** Reply data bytes a frame holds at most, unless one reply has more. */
+const REPLY_FRAME_DATA_MAX = 1024 * 1024;
+/** Free reply frames kept for reuse (see BufferPool): a batch of 1 MiB reads in flight, twice over. */
+const REPLY_FRAMES_FREE_BYTES_MAX = 16 * 1024 * 1024;
+
+/**
+ * The memory of the reply frames of every Io stream of the process. A frame
+ * is given back once grpc-js is done with it: when its write calls back
+ * (grpc-js has then copied it into the message it sends, and sent that).
+ */
+const replyFrames = new BufferPool(REPLY_FRAMES_FREE_BYTES_MAX);
+const replyFrameAlloc = (bytes: number): Buffer => (bytes >= REPLY_FRAME_POOLED_MIN ? replyFrames.take(bytes) : Buffer.allocUnsafe(bytes));
 
 function checkClientId(clientId: unknown): ClientId {
   if (typeof clientId !== "string" || clientId.length === 0 || Buffer.byteLength(clientId, "utf8") > CLIENT_ID_BYTES_MAX) {
@@ -418,12 +434,34 @@ class IoStream {
     this.flushScheduled = false;
     if (this.cancelled || this.replies.length === 0) return this.maybeFinish();
     try {
-      this.call.write(encodeIoReplyBatch(this.replies.splice(0)));
+      // Frames of at most REPLY_FRAME_DATA_MAX of data (or one reply): the pool's frames then have one
+      // size at 1 MiB reads, and the client has the first replies without waiting for the last.
+      let first = 0;
+      let bytes = 0;
+      for (let i = 0; i < this.replies.length; i++) {
+        const n = this.replies[i]?.data?.length ?? 0;
+        if (i > first && bytes + n > REPLY_FRAME_DATA_MAX) {
+          this.writeReplies(first, i);
+          first = i;
+          bytes = 0;
+        }
+        bytes += n;
+      }
+      this.writeReplies(first, this.replies.length);
+      this.replies.length = 0;
     } catch (err) {
       this.log.debug({ err }, "io stream write failed");
       this.cancelled = true;
     }
     this.maybeFinish();
+  }
+
+  private writeReplies(from: number, to: number): void {
+    const replies = this.replies.slice(from, to);
+    const frame = encodeIoReplyBatch(replies, replyFrameAlloc);
+    // The reads' bytes are in the frame now: their buffers can serve other reads.
+    for (const r of replies) if (r.data !== undefined) readBuffers.give(r.data);
+    this.call.write(frame, () => replyFrames.give(frame));
   }
 
   private maybeFinish(): void {

@@ -24,12 +24,17 @@ export class FrameError extends VolumeError {
 
 const HEADER_LENGTH_BYTES = 4;
 
+/** Where a frame's memory comes from: a Buffer of exactly `bytes`, not necessarily zeroed (every byte is set). */
+export type FrameAlloc = (bytes: number) => Buffer;
+
+const allocUnsafe: FrameAlloc = (bytes) => Buffer.allocUnsafe(bytes);
+
 /** One frame: the header (with its `dataLength` fields set) and the payloads in header order. */
-export function encodeFrame(serializeHeader: Serialize, header: object, payloads: readonly Uint8Array[]): Buffer {
+export function encodeFrame(serializeHeader: Serialize, header: object, payloads: readonly Uint8Array[], alloc: FrameAlloc = allocUnsafe): Buffer {
   const h = serializeHeader(header);
   let total = HEADER_LENGTH_BYTES + h.length;
   for (const p of payloads) total += p.length;
-  const out = Buffer.allocUnsafe(total);
+  const out = alloc(total);
   out.writeUInt32LE(h.length, 0);
   h.copy(out, HEADER_LENGTH_BYTES);
   let at = HEADER_LENGTH_BYTES + h.length;

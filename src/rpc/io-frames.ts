@@ -5,7 +5,7 @@
  * client library (src/client/volume.ts).
  */
 import type { ServiceDefinition } from "@grpc/grpc-js";
-import { decodeFrame, encodeFrame, FrameError, PayloadReader, type Deserialize, type Serialize } from "./frames.js";
+import { decodeFrame, encodeFrame, FrameError, PayloadReader, type Deserialize, type FrameAlloc, type Serialize } from "./frames.js";
 import { protoEnum, protoType, volumeService } from "./proto.js";
 import type { IoBatchOut, IoBatchWire, IoKindWire, IoReplyBatchIn, IoReplyWire } from "./volume-wire.js";
 
@@ -94,7 +94,8 @@ export function decodeIoBatch(frame: Buffer): IoBatchWire {
   return batch;
 }
 
-export function encodeIoReplyBatch(replies: readonly IoReplyWire[]): Buffer {
+/** The replies' frame, its memory from `alloc` (see encodeFrame); their data is copied into it. */
+export function encodeIoReplyBatch(replies: readonly IoReplyWire[], alloc?: FrameAlloc): Buffer {
   const payloads: Uint8Array[] = [];
   // One object shape for every reply, absent fields undefined (not encoded): the encoder then stays monomorphic.
   const out = replies.map((r) => {
@@ -102,7 +103,7 @@ export function encodeIoReplyBatch(replies: readonly IoReplyWire[]): Buffer {
     if (data !== undefined && data.length > 0) payloads.push(data);
     return { id: r.id, ok: r.ok, dataLength: data?.length ?? 0, code: r.code, message: r.message, epoch: r.epoch, staleMs: r.staleMs };
   });
-  return encodeFrame(ioMethod().responseSerialize, { replies: out }, payloads);
+  return encodeFrame(ioMethod().responseSerialize, { replies: out }, payloads, alloc);
 }
 
 /** Throws FrameError when the frame is no IoReplyBatch. */

@@ -98,6 +98,7 @@ import {
   type EncodedFrames,
 } from "./log-frame.js";
 import { CorruptBlocksError, type ReplicaStore, type ReplicaStoreStats, type Superblock, type SuperblockPatch } from "./replica-store.js";
+import { readBuffers } from "./read-buffers.js";
 import { SUPERBLOCK_FILE, readSuperblockFile, writeSuperblockFile, type PersistedState } from "./superblock-file.js";
 import { readFully, withFaultHooks, type DiskFaultHooksForTests, type DiskFile, type VolumeDisk } from "./volume-disk.js";
 
@@ -138,10 +139,6 @@ const CHECKPOINT_RUN_BLOCKS_MAX = 256;
 const CHECKPOINT_SYNC_BYTES = 4 * 1024 * 1024;
 /** Blocks a checkpoint checksums in one turn of the event loop. */
 const CHECKPOINT_BLOCKS_PER_TURN = 256;
-/** Bytes of one slab of small reads' buffers (ReadBuffers). */
-const READ_SLAB_BYTES = 256 * 1024;
-/** Reads up to this size take their buffer from a slab. */
-const READ_SLAB_TAKE_MAX = 16 * 1024;
 /** Largest log group written synchronously on the event loop (see writeGroup). */
 const LOG_SYNC_WRITE_BYTES_MAX = 16 * 1024;
 
@@ -157,32 +154,6 @@ function threadPoolSize(): number {
   const n = Number(process.env["UV_THREADPOOL_SIZE"] ?? 4);
   return Number.isSafeInteger(n) && n >= 1 ? n : 4;
 }
-
-/**
- * Buffers for reads, small ones carved from a shared slab as Node pools its
- * small Buffers: serving 4 KiB reads at 15-20k/s, an ArrayBuffer of its own
- * for each (zero-filled, then read over) was 6% of a primary's CPU. A slab
- * lives until every read carved from it is dropped; the readers copy a
- * read into their reply and let it go. One for the process: every volume's
- * reads share it.
- */
-class ReadBuffers {
-  private slab = Buffer.allocUnsafeSlow(0);
-  private at = 0;
-
-  take(bytes: number): Buffer {
-    if (bytes > READ_SLAB_TAKE_MAX) return Buffer.allocUnsafe(bytes);
-    if (this.at + bytes > this.slab.length) {
-      this.slab = Buffer.allocUnsafeSlow(READ_SLAB_BYTES);
-      this.at = 0;
-    }
-    const out = this.slab.subarray(this.at, this.at + bytes);
-    this.at += bytes;
-    return out;
-  }
-}
-
-const readBuffers = new ReadBuffers();
 
 /** Runs write(0) .. write(count - 1) (or reads), CHECKPOINT_WRITES_IN_FLIGHT_MAX at a time; rejects with the first failure once none is in flight. */
 async function writeInParallel(count: number, write: (i: number) => Promise<void>): Promise<void> {
