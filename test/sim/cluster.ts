@@ -173,6 +173,8 @@ export class SimCluster {
   private readonly retainedRecordsMax: number;
   /** Where the replace operator mounted the volume itself, if it did. */
   private operatorMountVia: NodeId | null = null;
+  /** Whether a replacement (replaceReplica) is under way: neither done nor given up. */
+  private replacing = false;
   /** Resync pacing, as a throttled resync on a real node paces its copies. */
   private readonly resyncRegionIntervalTicks: number;
 
@@ -218,7 +220,8 @@ export class SimCluster {
    */
   replaceReplica(from: NodeId, to: NodeId, attempt = 0): void {
     const target = this.nodes.get(to);
-    if (target === undefined || attempt > 60) return;
+    this.replacing = target !== undefined && attempt <= 60;
+    if (target === undefined || !this.replacing) return;
     const again = (): void => this.at(this.rng.int(100, 300), () => this.replaceReplica(from, to, attempt + 1));
     // Done once a replica of the new set knows the final configuration committed.
     const done = [...this.nodes.values()].some((n) => {
@@ -237,6 +240,7 @@ export class SimCluster {
       return again();
     }
     if (done) {
+      this.replacing = false;
       const via = this.operatorMountVia === null ? undefined : this.nodes.get(this.operatorMountVia);
       if (via !== undefined && via.core?.status().primary?.clientId === OPERATOR_CLIENT_ID) this.step(via, { type: "request", reqId: this.nextReqId++, req: { type: "unmount" } });
       this.operatorMountVia = null;
@@ -766,6 +770,23 @@ export class SimCluster {
     );
   }
 
+  /**
+   * The followers of the final client's live mount, which lasts until the
+   * replicas compare: a lost write there is the scrub's to find. Any other
+   * mount may end first, and so may that one while a replacement is under
+   * way (an operator's mount for a replacement unmounts once
+   * it is done), and with no mount no primary compares the replicas.
+   */
+  private followersOfFinalMount(): SimNode[] {
+    // A replacement under way may yet end the mount (its primary may be the replica it removes).
+    if (this.replacing) return [];
+    const p = this.primaryNode();
+    const clientId = p === null ? undefined : this.nodes.get(p)?.core?.status().primary?.clientId;
+    const final = [...this.clients.values()].find((c) => c.final);
+    if (final === undefined || clientId !== final.clientId) return [];
+    return this.faultableFollowers();
+  }
+
   private markFaulty(n: SimNode): void {
     if (this.flipped.has(n.id)) return;
     this.flipsLeft--;
@@ -779,12 +800,12 @@ export class SimCluster {
   }
 
   /**
-   * A lost write on a follower of the live mount: one of its regions that
+   * A lost write on a follower of the final client's live mount: one of its regions that
    * was written loses every write (see SimDisk.loseRegion). Returns what it
    * did, or null if there was no such follower or region.
    */
   loseRegionOnFollower(rng: Random): string | null {
-    const followers = this.faultableFollowers();
+    const followers = this.followersOfFinalMount();
     if (followers.length === 0) return null;
     const n = rng.pick(followers);
     const written = n.disk.regionVersions().flatMap((v, i) => (v.lsn > 0 && this.noCorruptCopyIn(i) ? [i] : []));
@@ -804,7 +825,7 @@ export class SimCluster {
   }
 
   /**
-   * A lost write on a follower of the live mount: one written block of it
+   * A lost write on a follower of the final client's live mount: one written block of it
    * holds its old content again (zeros here), checksum and all, while its
    * region's version stays (written elsewhere, it was not lost). Versions
    * compare equal: only the content digests of the scrub across replicas
@@ -812,7 +833,7 @@ export class SimCluster {
    * block.
    */
   loseBlockOnFollower(rng: Random): string | null {
-    const followers = this.faultableFollowers();
+    const followers = this.followersOfFinalMount();
     if (followers.length === 0) return null;
     const n = rng.pick(followers);
     const written = Array.from({ length: SIM_BLOCK_COUNT }, (_, b) => b).filter((b) => n.disk.blockBytes(b) !== undefined && this.noCorruptCopyIn(Math.floor(b / SIM_REGION_BLOCKS)));
