@@ -221,6 +221,19 @@ export function runReplicaStoreContract(name: string, factory: StoreFactory): vo
       expect(Buffer.from(await store.readBlocks(8, 8))).toEqual(Buffer.concat([blockBytes(1, 8), zeros(1), blockBytes(1, 10), zeros(5)]));
     });
 
+    it("checksums what a record wrote over an installed region, not what was installed, through a checkpoint", async () => {
+      const { store } = await open();
+      // Region 1 (blocks 4-7) installed; then records rewrite block 5, zero block 6 and trim block 7.
+      await store.installRegion(1, Buffer.concat([blockBytes(9, 4), blockBytes(9, 5), blockBytes(9, 6), blockBytes(9, 7)]), v(1, 0), asLsn(0));
+      await store.appendLog([writeRecord(1, 1, 5), rangeRecord("zeroes", 1, 2, 6, 1), rangeRecord("trim", 1, 3, 7, 1)]);
+      await store.applyThrough(asLsn(3));
+      const want = [blockCrc32(4, blockBytes(9, 4)), blockCrc32(5, blockBytes(1, 5)), 0, 0];
+      expect([...(await store.blockChecksums(1))]).toEqual(want);
+      await store.checkpoint();
+      expect([...(await store.blockChecksums(1))]).toEqual(want);
+      expect(Buffer.from(await store.readBlocks(4, 4))).toEqual(Buffer.concat([blockBytes(9, 4), blockBytes(1, 5), zeros(2)]));
+    });
+
     it("digests regions as regionDigest of their block checksums, all at one applied point, through a checkpoint", async () => {
       const { store } = await open();
       const each = async (): Promise<number[]> => {
