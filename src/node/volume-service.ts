@@ -433,22 +433,22 @@ class IoStream {
   private flush(): void {
     this.flushScheduled = false;
     if (this.cancelled || this.replies.length === 0) return this.maybeFinish();
+    const replies = this.replies.splice(0);
     try {
       // Frames of at most REPLY_FRAME_DATA_MAX of data (or one reply): the pool's frames then have one
       // size at 1 MiB reads, and the client has the first replies without waiting for the last.
       let first = 0;
       let bytes = 0;
-      for (let i = 0; i < this.replies.length; i++) {
-        const n = this.replies[i]?.data?.length ?? 0;
+      for (let i = 0; i < replies.length; i++) {
+        const n = replies[i]?.data?.length ?? 0;
         if (i > first && bytes + n > REPLY_FRAME_DATA_MAX) {
-          this.writeReplies(first, i);
+          this.writeReplies(replies.slice(first, i));
           first = i;
           bytes = 0;
         }
         bytes += n;
       }
-      this.writeReplies(first, this.replies.length);
-      this.replies.length = 0;
+      this.writeReplies(first === 0 ? replies : replies.slice(first));
     } catch (err) {
       this.log.debug({ err }, "io stream write failed");
       this.cancelled = true;
@@ -456,8 +456,7 @@ class IoStream {
     this.maybeFinish();
   }
 
-  private writeReplies(from: number, to: number): void {
-    const replies = this.replies.slice(from, to);
+  private writeReplies(replies: readonly IoReplyWire[]): void {
     const frame = encodeIoReplyBatch(replies, replyFrameAlloc);
     // The reads' bytes are in the frame now: their buffers can serve other reads.
     for (const r of replies) if (r.data !== undefined) readBuffers.give(r.data);

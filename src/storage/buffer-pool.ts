@@ -11,7 +11,7 @@
  */
 import { assert } from "../core/assert.js";
 
-/** Capacities are multiples of this: a 1 MiB read and a 1 MiB + header frame share a size class. */
+/** Capacities are multiples of this: buffers of nearly the same size (1 MiB reads, frames of 1 MiB of data and a header) share a size class. */
 const GRAIN_BYTES = 64 * 1024;
 
 export class BufferPool {

@@ -142,6 +142,12 @@ export interface ReplicaStore {
    * The applied blocks. A block that fails its checksum fails the read with
    * CorruptBlocksError, which names every such block of the range and holds
    * the others' bytes.
+   *
+   * The caller owns the bytes (a buffer the store keeps no reference to):
+   * it may hand them on, to one holder at a time, and whoever is last may
+   * give a large read's buffer back to `readBuffers` (read-buffers.ts) once
+   * done with it, to serve another read. So a read must never be shared or
+   * cached.
    */
   readBlocks(block: number, blockCount: number): Promise<Uint8Array>;
 

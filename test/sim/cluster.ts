@@ -173,7 +173,11 @@ export class SimCluster {
   private readonly retainedRecordsMax: number;
   /** Where the replace operator mounted the volume itself, if it did. */
   private operatorMountVia: NodeId | null = null;
-  /** Whether a replacement (replaceReplica) is under way: neither done nor given up. */
+  /**
+   * Whether a replacement (replaceReplica) is under way: neither done nor
+   * given up. (One given up after its attempts may still have left a joint
+   * configuration for a later mount to finish.)
+   */
   private replacing = false;
   /** Resync pacing, as a throttled resync on a real node paces its copies. */
   private readonly resyncRegionIntervalTicks: number;
@@ -256,7 +260,11 @@ export class SimCluster {
     assert(pc !== null);
     const s = pc.status();
     if (!target.holdsReplica) {
-      if (!s.config.replicas.includes(from) || s.config.replicas.includes(to) || s.config.previousReplicas !== undefined) return;
+      if (!s.config.replicas.includes(from) || s.config.replicas.includes(to) || s.config.previousReplicas !== undefined) {
+        // Not this replacement's to start: given up.
+        this.replacing = false;
+        return;
+      }
       target.holdsReplica = true;
       target.disk = this.newDisk({ ...s.config, configVersion: s.config.configVersion + 1, replacement: { from, to } });
       this.trace(`REPLACE ${from} by ${to}: empty replica created`);

@@ -44,7 +44,7 @@ function expected(): Buffer {
 
 async function readsMatch(s: DiskReplicaStore): Promise<void> {
   const want = expected();
-  // A read past the slab's size (its own buffer) and reads of one block (slab views), several times over.
+  // A read past the slab's size (a pooled buffer) and reads of one block (slab views), several times over.
   expect(Buffer.from(await s.readBlocks(0, 8))).toEqual(want);
   // A buffer given back serves the next large read: what it held must not show through.
   for (let round = 0; round < 3; round++) {
