@@ -1,9 +1,9 @@
 /**
- * Large Buffers used again instead of dropped: a 1 MiB read's buffer and
- * its reply frame, made new for every read, were a third of the external
- * memory a primary allocated serving 1 MiB reads, and V8 ran a full
- * collection about ten times a second to keep up (a quarter of the
- * primary's time). A holder gives a buffer back when nothing reads or writes
+ * Large Buffers used again instead of dropped: serving 1 MiB reads, a
+ * primary made three 1 MiB buffers per read (the read's, its reply frame
+ * and grpc-js's copy of the frame), and V8 ran a full collection about ten
+ * times a second to keep up (a quarter of the primary's time). The first
+ * two now come from pools. A holder gives a buffer back when nothing reads or writes
  * it any more; one never given back is collected as any other.
  *
  * Buffers handed out are not zeroed: they may hold an earlier user's bytes,
