@@ -781,9 +781,10 @@ export class SimCluster {
   /**
    * The followers of the final client's live mount, which lasts until the
    * replicas compare: a lost write there is the scrub's to find. Any other
-   * mount may end first, and so may that one while a replacement is under
-   * way (an operator's mount for a replacement unmounts once
-   * it is done), and with no mount no primary compares the replicas.
+   * mount may end first (an operator's mount for a replacement unmounts once
+   * the replacement is done), and so may that one while a replacement runs
+   * (it may remove the primary); with no mount, no primary compares the
+   * replicas' content.
    */
   private followersOfFinalMount(): SimNode[] {
     // A replacement under way may yet end the mount (its primary may be the replica it removes).
