@@ -86,6 +86,25 @@ describe("client library round trip", () => {
     expect(edges.length).toBe(1);
   });
 
+  it("serves many large reads in flight at once, each with its own bytes", async () => {
+    // The node serves reads over 16 KiB into pooled buffers and replies in pooled frames, reused once
+    // grpc-js is done with them (src/node/volume-service.ts). 32 MiB in flight against the client's 8 MiB
+    // window keeps replies queued on the node: a frame or buffer reused too early would show here.
+    const whole = randomBytes(volume.size);
+    await volume.write(0, whole);
+    const next = generator(20261128);
+    const reads = Array.from({ length: 48 }, (_, i) => {
+      // Mostly 1 MiB, so that frames share a size and one given back early would serve the next.
+      const length = i % 4 === 3 ? 64 * 1024 + next(960 * 1024) : 1024 * 1024;
+      const offset = i % 2 === 0 ? next(volume.size / BLOCK - length / BLOCK) * BLOCK : next(volume.size - length + 1);
+      return { offset, length };
+    });
+    const back = await Promise.all(reads.map((r) => volume.read(r.offset, r.length)));
+    reads.forEach((r, i) => {
+      expect(Buffer.from(back[i] as Uint8Array).equals(whole.subarray(r.offset, r.offset + r.length)), `read ${i} of ${r.length} bytes at ${r.offset}`).toBe(true);
+    });
+  });
+
   it("refuses I/O past the end and bad arguments without touching the volume", async () => {
     await expect(volume.read(volume.size - 10, 11)).rejects.toBeInstanceOf(OutOfRangeError);
     await expect(volume.write(volume.size, new Uint8Array(1))).rejects.toBeInstanceOf(OutOfRangeError);
